@@ -1,0 +1,39 @@
+"""gitclaim: a git-native task store for teams of agents.
+
+``from gitclaim import Store`` gives the Python API; see docs/python-api.md.
+Names are imported lazily so that ``gitclaim --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = ["Store", "Task", "State", "RetryPolicy", "errors", "__version__"]
+
+if TYPE_CHECKING:
+    from . import errors
+    from .api import Store
+    from .cas import RetryPolicy
+    from .model import State, Task
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Store":
+        from .api import Store
+
+        return Store
+    if name in ("Task", "State"):
+        from . import model
+
+        return getattr(model, name)
+    if name == "RetryPolicy":
+        from .cas import RetryPolicy
+
+        return RetryPolicy
+    if name == "errors":
+        from . import errors
+
+        return errors
+    raise AttributeError(f"module 'gitclaim' has no attribute {name!r}")

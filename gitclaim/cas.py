@@ -1,0 +1,123 @@
+"""The compare-and-swap loop every mutation goes through.
+
+1. Take a tip T: the last known tip (optimistic) or a fresh fetch.
+2. ``decide(snapshot at T, attempt)`` checks the change with pure rules and
+   returns the files to write, or that nothing needs writing, or raises.
+3. Write one commit whose parent is T.
+4. Push it without force, expecting the remote still at T. Accepted: done.
+   Moved: fetch, go to 2 with the new tip, after a jittered backoff, within
+   bounded tries and time.
+
+A refusal or a "nothing to do" decided on an optimistic (possibly stale) tip
+is never reported: it is re-decided on a fresh fetch first. Success is
+reported only after the remote accepted the push.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from .errors import GitclaimError, RetriesExhausted
+from .gitrepo import BranchMoved, Repo, Transport, require
+from .snapshot import Snapshot
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Tries, backoff, jitter and deadline for the loop; clock and sleep are injectable."""
+
+    max_attempts: int = 60
+    deadline: float = 120.0
+    base_delay: float = 0.005
+    max_delay: float = 0.25
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    rng: random.Random = field(default_factory=random.Random)
+
+    def delay(self, retry: int) -> float:
+        """Full jitter: uniform in [0, min(max, base * 2**(retry-1))]."""
+        return self.rng.uniform(0.0, min(self.max_delay, self.base_delay * (2 ** (retry - 1))))
+
+
+@dataclass(frozen=True)
+class Write(Generic[T]):
+    files: Mapping[str, bytes]
+    message: str
+    value: T
+
+
+@dataclass(frozen=True)
+class NoWrite(Generic[T]):
+    value: T
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[T]):
+    value: T
+    commit: str | None  # the pushed commit; None when nothing was written
+    base: str  # the tip the decision was made on
+    retries: int  # pushes refused because the branch had moved
+
+
+Decide = Callable[[Snapshot, int], "Write[T] | NoWrite[T]"]
+
+
+def mutate(
+    repo: Repo,
+    transport: Transport,
+    decide: Callable[[Snapshot, int], Write[T] | NoWrite[T]],
+    *,
+    author: str,
+    email: str,
+    now: Callable[[], datetime],
+    policy: RetryPolicy,
+    snapshot: Callable[[str], Snapshot],
+    optimistic: bool = True,
+) -> Outcome[T]:
+    """Run one mutation to completion. Raises what ``decide`` raises (on fresh data),
+    :class:`RetriesExhausted`, :class:`RemoteUnreachable`, :class:`PushRejected`.
+    """
+    started = policy.clock()
+    tip = transport.local_tip() if optimistic else None
+    fresh = tip is None or not repo.has(tip)
+    if fresh:
+        tip = transport.fetch()
+    retries = 0
+    attempt = 0
+    while True:
+        base = require(tip, transport.remote, transport.branch)
+        try:
+            decision = decide(snapshot(base), attempt)
+        except GitclaimError:
+            if not fresh:
+                tip, fresh = transport.fetch(), True
+                continue
+            raise
+        if isinstance(decision, NoWrite):
+            if not fresh:
+                tip, fresh = transport.fetch(), True
+                continue
+            return Outcome(decision.value, None, base, retries)
+        new = repo.write_commit(base, decision.files, decision.message, author, email, now())
+        try:
+            transport.push(new, expected=base)
+        except BranchMoved:
+            retries += 1
+            attempt += 1
+            if retries >= policy.max_attempts or policy.clock() - started > policy.deadline:
+                raise RetriesExhausted(
+                    f"gave up after {retries} tries in {policy.clock() - started:.1f}s:"
+                    " the store branch kept moving; nothing was changed",
+                    retries=retries,
+                ) from None
+            policy.sleep(policy.delay(retries))
+            tip, fresh = transport.fetch(), True
+            continue
+        return Outcome(decision.value, new, base, retries)

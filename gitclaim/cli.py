@@ -1,0 +1,297 @@
+"""The command line: parse arguments, call the API, render. Nothing else.
+
+Exit codes and the JSON shapes are a contract (docs/cli.md). With ``--json``
+every command prints exactly one JSON object on stdout:
+``{"ok": true, "command": ..., "result": {...}}`` or
+``{"ok": false, "command": ..., "error": {"code", "exit", "message", "hint", "details"}}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, Protocol
+
+import typer
+
+from .errors import BadInput, ExitCode, GitclaimError
+
+app = typer.Typer(
+    name="gitclaim",
+    help="A git-native task store for teams of agents: claim work with compare-and-swap pushes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object (stable shape) on stdout.")]
+AgentOpt = Annotated[
+    str | None,
+    typer.Option("--agent", "-a", help="Agent name (default: $GITCLAIM_AGENT, git config gitclaim.agent, user-host)."),
+]
+OfflineOpt = Annotated[bool, typer.Option("--offline", help="Read the local copy; do not fetch.")]
+
+
+@dataclass
+class Globals:
+    repo: str = "."
+    remote: str | None = None
+    branch: str | None = None
+
+
+class _Exit(Exception):
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+class _Jsonable(Protocol):
+    def to_json(self) -> dict[str, Any]: ...
+
+
+_globals = Globals()
+
+
+@app.callback()
+def _root(
+    repo: Annotated[str, typer.Option("-C", "--repo", help="Run as if started in this folder.")] = ".",
+    remote: Annotated[str | None, typer.Option("--remote", help="Remote holding the store (default: origin).")] = None,
+    branch: Annotated[str | None, typer.Option("--branch", help="Store branch (default: gitclaim).")] = None,
+) -> None:
+    _globals.repo, _globals.remote, _globals.branch = repo, remote, branch
+
+
+def _store() -> Any:
+    from .api import Store
+
+    return Store(_globals.repo, remote=_globals.remote, branch=_globals.branch)
+
+
+def _run(command: str, as_json: bool, fn: Callable[[], _Jsonable], human: Callable[[Any], None]) -> NoReturn:
+    try:
+        result = fn()
+    except GitclaimError as e:
+        _fail(command, as_json, e)
+    if as_json:
+        _print_json({"ok": True, "command": command, "result": result.to_json()})
+    else:
+        human(result)
+    raise _Exit(0)
+
+
+def _fail(command: str, as_json: bool, e: GitclaimError) -> NoReturn:
+    if as_json:
+        _print_json({"ok": False, "command": command, "error": e.to_json()})
+    else:
+        from . import render
+
+        render.error(e)
+    raise _Exit(int(e.exit_code))
+
+
+def _print_json(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+# --- commands ------------------------------------------------------------------
+
+
+@app.command()
+def init(agent: AgentOpt = None, as_json: JsonOpt = False) -> None:
+    """Create the store branch on the remote, or attach to an existing one."""
+    from . import render
+
+    _run("init", as_json, lambda: _store().init(agent=agent), render.init)
+
+
+@app.command()
+def add(
+    title: Annotated[str | None, typer.Argument(help="Title of the new task.")] = None,
+    task_id: Annotated[str | None, typer.Option("--id", help="Task id (slug); default: a short random id.")] = None,
+    priority: Annotated[int | None, typer.Option("--priority", "-p", help="0 (most urgent) to 9; default 2.")] = None,
+    depends_on: Annotated[list[str] | None, typer.Option("--depends-on", "-d", help="A task this one waits for (repeat).")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="A tag (repeat).")] = None,
+    description: Annotated[str, typer.Option("--description", help="Longer description.")] = "",
+    acceptance: Annotated[list[str] | None, typer.Option("--acceptance", help="An acceptance criterion (repeat).")] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="Add many tasks from a TOML or JSON file, in one commit.")] = None,
+    agent: AgentOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add one task, or many from a file (one commit either way)."""
+    from . import render
+
+    def go() -> _Jsonable:
+        if file is not None:
+            if title is not None or task_id is not None:
+                raise BadInput("give either a TITLE or --file, not both")
+            from .batch import read_batch
+
+            return _store().add_many(read_batch(file), agent=agent)
+        if title is None:
+            raise BadInput("give a TITLE, or --file PATH for many tasks")
+        return _store().add(
+            title,
+            task_id=task_id,
+            priority=priority,
+            depends_on=depends_on or (),
+            tags=tag or (),
+            description=description,
+            acceptance=acceptance or (),
+            agent=agent,
+        )
+
+    _run("add", as_json, go, render.added)
+
+
+@app.command("list")
+def list_(
+    state: Annotated[list[str] | None, typer.Option("--state", "-s", help="Only tasks in this state (repeat).")] = None,
+    holder: Annotated[str | None, typer.Option("--holder", help="Only tasks held by this agent.")] = None,
+    tag: Annotated[str | None, typer.Option("--tag", "-t", help="Only tasks with this tag.")] = None,
+    offline: OfflineOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List tasks, filtered by state, holder or tag."""
+    from . import render
+
+    _run("list", as_json, lambda: _store().list(state=state, holder=holder, tag=tag, offline=offline), render.listing)
+
+
+@app.command()
+def ready(offline: OfflineOpt = False, as_json: JsonOpt = False) -> None:
+    """Tasks claimable now, by priority, then age."""
+    from . import render
+
+    _run("ready", as_json, lambda: _store().ready(offline=offline), render.listing)
+
+
+@app.command()
+def show(
+    task_id: Annotated[str, typer.Argument(metavar="ID")],
+    offline: OfflineOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """One task: its fields, what blocks it, and its history."""
+    from . import render
+
+    _run("show", as_json, lambda: _store().show(task_id, offline=offline), render.task_view)
+
+
+@app.command()
+def claim(task_id: Annotated[str, typer.Argument(metavar="ID")], agent: AgentOpt = None, as_json: JsonOpt = False) -> None:
+    """Claim a task: one commit, pushed with compare-and-swap. Exactly one agent wins."""
+    from . import render
+
+    _run("claim", as_json, lambda: _store().claim(task_id, agent=agent), render.op)
+
+
+@app.command("next")
+def next_(agent: AgentOpt = None, as_json: JsonOpt = False) -> None:
+    """Claim the best ready task; having lost a race, go on to the next."""
+    from . import render
+
+    _run("next", as_json, lambda: _store().next(agent=agent), render.op)
+
+
+@app.command()
+def release(task_id: Annotated[str, typer.Argument(metavar="ID")], agent: AgentOpt = None, as_json: JsonOpt = False) -> None:
+    """Give your claimed task back to the queue."""
+    from . import render
+
+    _run("release", as_json, lambda: _store().release(task_id, agent=agent), render.op)
+
+
+@app.command()
+def done(task_id: Annotated[str, typer.Argument(metavar="ID")], agent: AgentOpt = None, as_json: JsonOpt = False) -> None:
+    """Mark your claimed task done."""
+    from . import render
+
+    _run("done", as_json, lambda: _store().done(task_id, agent=agent), render.op)
+
+
+@app.command()
+def log(
+    task_id: Annotated[str | None, typer.Argument(metavar="[ID]")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", help="At most this many entries.")] = None,
+    offline: OfflineOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """The audit trail, newest first: who did what to which task, when."""
+    from . import render
+
+    _run("log", as_json, lambda: _store().log(task_id, limit=limit, offline=offline), render.history)
+
+
+@app.command()
+def demo(
+    agents: Annotated[int, typer.Option("--agents", help="Agent processes to start.")] = 4,
+    tasks: Annotated[int, typer.Option("--tasks", help="Tasks to seed.")] = 24,
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the temporary folder and print its path.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a team of agent processes on a fresh local store and show who did what."""
+    from . import demo as demo_mod
+    from . import render
+
+    _run("demo", as_json, lambda: demo_mod.run(agents=agents, tasks=tasks, keep=keep, progress=not as_json), render.demo)
+
+
+# --- entry point ---------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in args
+    command = next((a for a in args if not a.startswith("-")), "")
+    try:
+        app(args=args, prog_name="gitclaim", standalone_mode=False)
+    except _Exit as e:
+        return e.code
+    except GitclaimError as e:  # raised outside _run (e.g. while opening the repository)
+        try:
+            _fail(command, as_json, e)
+        except _Exit as x:
+            return x.code
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except Exception as e:
+        if _is_usage_error(e):
+            return _usage_error(command, as_json, e)
+        if os.environ.get("GITCLAIM_DEBUG"):
+            raise
+        err = GitclaimError(
+            f"internal error: {type(e).__name__}: {e}",
+            hint="this is a bug in gitclaim; rerun with GITCLAIM_DEBUG=1 for a traceback and report it",
+        )
+        try:
+            _fail(command, as_json, err)
+        except _Exit as x:
+            return x.code
+    return 0
+
+
+def _is_usage_error(e: BaseException) -> bool:
+    # typer vendors click; its ClickException carries exit_code and format_message
+    return hasattr(e, "format_message") and hasattr(e, "exit_code")
+
+
+def _usage_error(command: str, as_json: bool, e: Exception) -> int:
+    code = getattr(e, "exit_code", 2)
+    if code == 0:  # --help
+        return 0
+    msg = e.format_message()  # type: ignore[attr-defined]
+    err = BadInput(f"usage: {msg}", hint="see `gitclaim --help` or `gitclaim COMMAND --help`")
+    if as_json:
+        _print_json({"ok": False, "command": command, "error": err.to_json()})
+    else:
+        show = getattr(e, "show", None)
+        if callable(show):
+            show()
+        else:
+            sys.stderr.write(f"error: {msg}\n")
+    return int(ExitCode.BAD_INPUT)

@@ -1,0 +1,152 @@
+"""One error hierarchy with stable exit codes.
+
+Every expected failure is a :class:`GitclaimError`. Each class carries its own
+exit code and a machine-readable ``code`` string; :func:`gitclaim.cli.main` is
+the one place that turns them into output and an exit status. Scripts and
+agents may rely on both the numbers and the strings: they are documented in
+``docs/exit-codes.md`` and never reused for another meaning.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    INTERNAL = 1
+    BAD_INPUT = 2
+    NOT_FOUND = 3
+    LOST_RACE = 4
+    NOT_CLAIMABLE = 5
+    BLOCKED = 6
+    NOTHING_READY = 7
+    REMOTE_UNREACHABLE = 8
+    RETRIES_EXHAUSTED = 9
+    STORE_CORRUPT = 10
+    NOT_INITIALIZED = 11
+    SCHEMA_TOO_NEW = 12
+    NOT_HOLDER = 13
+    ALREADY_EXISTS = 14
+    PUSH_REJECTED = 15
+
+
+class GitclaimError(Exception):
+    """Base of every expected failure. ``details`` is JSON-safe."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+    code: str = "internal"
+    hint: str = ""
+
+    def __init__(self, message: str, *, hint: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        if hint is not None:
+            self.hint = hint
+        self.details: dict[str, Any] = details
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "code": self.code,
+            "exit": int(self.exit_code),
+            "message": self.message,
+        }
+        if self.hint:
+            out["hint"] = self.hint
+        out["details"] = self.details
+        return out
+
+
+class BadInput(GitclaimError):
+    """The caller's input is invalid (an illegal id, agent name, field, file)."""
+
+    exit_code = ExitCode.BAD_INPUT
+    code = "bad_input"
+
+
+class NotFound(GitclaimError):
+    exit_code = ExitCode.NOT_FOUND
+    code = "not_found"
+
+
+class LostRace(GitclaimError):
+    """The task is held by another agent (whether by a millisecond or an hour)."""
+
+    exit_code = ExitCode.LOST_RACE
+    code = "lost_race"
+    hint = "pick another task (gitclaim next), or ask the holder to release it"
+
+
+class NotClaimable(GitclaimError):
+    """The task's state refuses the operation."""
+
+    exit_code = ExitCode.NOT_CLAIMABLE
+    code = "not_claimable"
+
+
+class Blocked(GitclaimError):
+    """Dependencies of the task are not done."""
+
+    exit_code = ExitCode.BLOCKED
+    code = "blocked"
+
+
+class NothingReady(GitclaimError):
+    exit_code = ExitCode.NOTHING_READY
+    code = "nothing_ready"
+
+
+class RemoteUnreachable(GitclaimError):
+    """Fetch or push failed for a transport reason. Nothing was changed."""
+
+    exit_code = ExitCode.REMOTE_UNREACHABLE
+    code = "remote_unreachable"
+    hint = "check the remote URL and the network, then run the same command again"
+
+
+class RetriesExhausted(GitclaimError):
+    """The branch kept moving under us; bounded tries and time ran out."""
+
+    exit_code = ExitCode.RETRIES_EXHAUSTED
+    code = "retries_exhausted"
+    hint = "the store is very busy; run the same command again"
+
+
+class StoreCorrupt(GitclaimError):
+    """Data on the store branch cannot be read (malformed TOML, unknown state...)."""
+
+    exit_code = ExitCode.STORE_CORRUPT
+    code = "store_corrupt"
+    hint = "fix the named file on the store branch (gitclaim never rewrites it blindly)"
+
+
+class NotInitialized(GitclaimError):
+    exit_code = ExitCode.NOT_INITIALIZED
+    code = "not_initialized"
+    hint = "run `gitclaim init` in a clone of the shared repository"
+
+
+class SchemaTooNew(GitclaimError):
+    exit_code = ExitCode.SCHEMA_TOO_NEW
+    code = "schema_too_new"
+    hint = "upgrade gitclaim"
+
+
+class NotHolder(GitclaimError):
+    """Only the holder of a claim may do this."""
+
+    exit_code = ExitCode.NOT_HOLDER
+    code = "not_holder"
+
+
+class AlreadyExists(GitclaimError):
+    exit_code = ExitCode.ALREADY_EXISTS
+    code = "already_exists"
+
+
+class PushRejected(GitclaimError):
+    """The remote refused the push for a reason other than a moved branch (a hook)."""
+
+    exit_code = ExitCode.PUSH_REJECTED
+    code = "push_rejected"

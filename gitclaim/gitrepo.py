@@ -1,0 +1,489 @@
+"""All git access. Nothing above this module touches pygit2.
+
+The layers above speak in commit ids (hex strings), paths and bytes. This
+module owns: finding the repository, reading blobs and folders at a commit,
+writing a commit that touches only the files it must, and the two transports
+that fetch the store branch and push it with compare-and-swap semantics.
+
+Compare-and-swap, per transport (see docs/design.md):
+
+* a remote on a local path or ``file://`` URL: libgit2 would write the remote
+  ref itself and check the old value only on the client, so concurrent pushes
+  lose updates. We copy the new objects into the bare repository and move its
+  ref inside a libgit2 reference transaction: lock the ref, compare it with
+  the expected old tip, set it, unlock.
+* any network remote (git://, ssh, http): a non-forced push through the
+  server's receive-pack, which compares the old value under its own lock.
+  ``push_negotiation`` additionally refuses to send anything if the remote's
+  advertised tip is not the one we built on (what ``--force-with-lease``
+  does), and a refusal reported by the server arrives in
+  ``push_update_reference``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import pygit2
+from pygit2.enums import FetchPrune, FileMode, ObjectType, Option
+
+from .errors import BadInput, NotInitialized, PushRejected, RemoteUnreachable, StoreCorrupt
+
+ZERO = "0" * 40
+
+# Every network operation is bounded: an unreachable host must not hang an agent.
+pygit2.option(Option.SET_SERVER_CONNECT_TIMEOUT, int(os.environ.get("GITCLAIM_CONNECT_TIMEOUT_MS", "10000")))
+pygit2.option(Option.SET_SERVER_TIMEOUT, int(os.environ.get("GITCLAIM_IO_TIMEOUT_MS", "30000")))
+
+
+class BranchMoved(Exception):
+    """The remote branch is not where we built on: fetch, re-check, retry."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommitInfo:
+    id: str
+    parents: tuple[str, ...]
+    author: str
+    author_email: str
+    time: datetime
+    message: str
+
+
+def _git_error_text(e: BaseException) -> str:
+    return str(e).strip() or type(e).__name__
+
+
+class Repo:
+    """A clone (or linked worktree) that holds a copy of the store branch.
+
+    Never touches the working tree, the index or HEAD.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] = ".") -> None:
+        found = pygit2.discover_repository(str(path))
+        if found is None:
+            raise BadInput(
+                f"{os.path.abspath(path)} is not inside a git repository",
+                hint="run gitclaim inside a clone of the shared repository, or pass -C PATH",
+                path=str(path),
+            )
+        self.repo = pygit2.Repository(found)
+        # Linked worktrees share refs, objects and config with the main clone.
+        self.common_dir = Path(_common_dir(found))
+
+    # --- configuration -------------------------------------------------------
+
+    def config_get(self, key: str) -> str | None:
+        try:
+            value = self.repo.config[key]
+        except KeyError:
+            return None
+        return str(value)
+
+    def config_set(self, key: str, value: str) -> None:
+        self.repo.config[key] = value
+
+    def remote_url(self, name: str) -> str:
+        try:
+            remote = self.repo.remotes[name]
+        except (KeyError, ValueError):
+            raise BadInput(
+                f"this repository has no remote named {name!r}",
+                hint="add one with `git remote add NAME URL`, or pass --remote NAME",
+                remote=name,
+            ) from None
+        url = remote.url
+        if not url:
+            raise BadInput(f"remote {name!r} has no URL", remote=name)
+        return str(url)
+
+    # --- objects -------------------------------------------------------------
+
+    def has(self, oid: str) -> bool:
+        return pygit2.Oid(hex=oid) in self.repo.odb
+
+    def ref(self, name: str) -> str | None:
+        ref = self.repo.references.get(name)
+        return None if ref is None else str(ref.target)
+
+    def set_ref(self, name: str, oid: str | None, message: str) -> None:
+        """Best effort: a local ref is a cache of the remote, never the truth."""
+        try:
+            if oid is None:
+                if name in self.repo.references:
+                    self.repo.references.delete(name)
+            else:
+                self.repo.references.create(name, oid, force=True)
+        except (pygit2.GitError, KeyError):
+            pass
+
+    def commit_tree(self, commit: str) -> pygit2.Tree:
+        try:
+            obj = self.repo[commit]
+        except KeyError:
+            raise StoreCorrupt(f"commit {commit} is missing from the local object store", commit=commit) from None
+        if not isinstance(obj, pygit2.Commit):
+            raise StoreCorrupt(f"{commit} is not a commit", commit=commit)
+        return obj.tree
+
+    def read_path(self, tree: pygit2.Tree, path: str) -> bytes | None:
+        try:
+            obj = tree[path]
+        except KeyError:
+            return None
+        if not isinstance(obj, pygit2.Blob):
+            raise StoreCorrupt(f"{path} on the store branch is not a file", path=path)
+        return bytes(obj.data)
+
+    def subtree(self, tree: pygit2.Tree, path: str) -> pygit2.Tree | None:
+        try:
+            obj = tree[path]
+        except KeyError:
+            return None
+        return obj if isinstance(obj, pygit2.Tree) else None
+
+    def folders(self, tree: pygit2.Tree) -> list[tuple[str, str, pygit2.Tree | None]]:
+        """(name, id, tree-or-None-if-not-a-folder) of each entry of ``tree``."""
+        out = []
+        for entry in tree:
+            obj = self.repo[entry.id] if entry.type_str == "tree" else None
+            out.append((str(entry.name), str(entry.id), obj if isinstance(obj, pygit2.Tree) else None))
+        return out
+
+    def blobs(self, tree: pygit2.Tree) -> Iterator[tuple[str, bytes]]:
+        odb = self.repo.odb
+        for entry in tree:
+            if entry.type_str == "blob":
+                _, data = odb.read(entry.id)
+                yield str(entry.name), bytes(data)
+
+    def tree_entry_id(self, tree: pygit2.Tree, path: str) -> str | None:
+        try:
+            return str(tree[path].id)
+        except KeyError:
+            return None
+
+    def write_commit(
+        self,
+        parent: str | None,
+        files: Mapping[str, bytes],
+        message: str,
+        author: str,
+        email: str,
+        when: datetime,
+    ) -> str:
+        """Write a commit on ``parent`` replacing ``files``; rewrite only their trees."""
+        repo = self.repo
+        base = repo[parent].tree if parent is not None else None  # type: ignore[attr-defined]
+        nested: dict[str, Any] = {}
+        for path, data in files.items():
+            parts = path.split("/")
+            node = nested
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+                if not isinstance(node, dict):
+                    raise BadInput(f"{path} collides with a file on the store branch", path=path)
+            node[parts[-1]] = data
+
+        def build(tree: pygit2.Tree | None, changes: dict[str, Any], where: str) -> pygit2.Oid:
+            tb = repo.TreeBuilder(tree) if tree is not None else repo.TreeBuilder()
+            for name, change in changes.items():
+                if isinstance(change, bytes):
+                    tb.insert(name, repo.create_blob(change), FileMode.BLOB)
+                    continue
+                sub = None
+                if tree is not None and name in tree:
+                    sub = repo[tree[name].id]
+                    if not isinstance(sub, pygit2.Tree):
+                        raise StoreCorrupt(f"{where}{name} on the store branch is a file, not a folder")
+                tb.insert(name, build(sub, change, f"{where}{name}/"), FileMode.TREE)
+            return tb.write()
+
+        tree_id = build(base, nested, "")
+        ts = int(when.timestamp())
+        sig = pygit2.Signature(author, email, ts, 0)
+        parents = [pygit2.Oid(hex=parent)] if parent is not None else []
+        return str(repo.create_commit(None, sig, sig, message, tree_id, parents))
+
+    def commit_info(self, oid: str) -> CommitInfo:
+        c = self.repo[oid]
+        assert isinstance(c, pygit2.Commit)
+        return CommitInfo(
+            id=str(c.id),
+            parents=tuple(str(p) for p in c.parent_ids),
+            author=c.author.name,
+            author_email=c.author.email,
+            time=datetime.fromtimestamp(c.author.time, UTC),
+            message=c.message,
+        )
+
+    def walk(self, tip: str, limit: int | None = None) -> Iterator[CommitInfo]:
+        """Commits reachable from ``tip``, newest first (first parent only)."""
+        n = 0
+        cur: str | None = tip
+        while cur is not None and (limit is None or n < limit):
+            info = self.commit_info(cur)
+            yield info
+            n += 1
+            cur = info.parents[0] if info.parents else None
+
+    # --- transports ----------------------------------------------------------
+
+    def transport(self, remote: str, branch: str) -> Transport:
+        url = self.remote_url(remote)
+        local = _local_path(url)
+        if local is not None:
+            if not local.is_absolute():
+                # git resolves a relative remote path from the top of the clone
+                base = self.repo.workdir or self.repo.path
+                local = (Path(base) / local).resolve()
+            return LocalTransport(self, remote, branch, local)
+        return NetworkTransport(self, remote, branch, url)
+
+
+def _common_dir(gitdir: str) -> str:
+    p = Path(gitdir)
+    try:
+        rel = (p / "commondir").read_text().strip()
+    except OSError:
+        return str(p)
+    return str((p / rel).resolve())
+
+
+def _local_path(url: str) -> Path | None:
+    """The folder of a remote on this file system, or None for a network URL."""
+    if url.startswith("file://"):
+        return Path(unquote(urlparse(url).path))
+    if "://" in url:
+        return None
+    # scp-like ssh syntax: host:path (a colon before any slash)
+    head = url.split("/", 1)[0]
+    if ":" in head and not (len(head) >= 2 and head[1] == ":"):
+        return None
+    return Path(url)
+
+
+class Transport:
+    """Fetch the store branch and push it with compare-and-swap."""
+
+    def __init__(self, repo: Repo, remote: str, branch: str) -> None:
+        self.repo = repo
+        self.remote = remote
+        self.branch = branch
+        self.remote_ref = f"refs/heads/{branch}"
+        self.tracking_ref = f"refs/remotes/{remote}/{branch}"
+
+    def local_tip(self) -> str | None:
+        """The last tip we saw (may be stale). No network."""
+        return self.repo.ref(self.tracking_ref)
+
+    def fetch(self) -> str | None:
+        """The remote's tip now, with its objects local. None if the branch is absent.
+
+        Raises :class:`RemoteUnreachable`.
+        """
+        raise NotImplementedError
+
+    def push(self, new: str, expected: str | None) -> None:
+        """Move the remote branch from ``expected`` to ``new``, or fail.
+
+        Raises :class:`BranchMoved` if the branch is not at ``expected``,
+        :class:`PushRejected` if the remote refused for another reason,
+        :class:`RemoteUnreachable` if it could not be reached.
+        """
+        raise NotImplementedError
+
+    def _libgit2_fetch(self) -> None:
+        remote = self.repo.repo.remotes[self.remote]
+        spec = f"+{self.remote_ref}:{self.tracking_ref}"
+        try:
+            remote.fetch([spec], prune=FetchPrune.PRUNE)
+        except pygit2.GitError as e:
+            raise RemoteUnreachable(
+                f"cannot fetch {self.branch} from {self.remote} ({remote.url}): {_git_error_text(e)}",
+                remote=self.remote,
+                url=remote.url,
+            ) from None
+
+
+class LocalTransport(Transport):
+    """A bare repository on this machine (the embedded default)."""
+
+    def __init__(self, repo: Repo, remote: str, branch: str, path: Path) -> None:
+        super().__init__(repo, remote, branch)
+        self.path = path
+        self._remote_repo: pygit2.Repository | None = None
+
+    def _open(self) -> pygit2.Repository:
+        if self._remote_repo is None:
+            try:
+                self._remote_repo = pygit2.Repository(str(self.path))
+            except (pygit2.GitError, KeyError):
+                raise RemoteUnreachable(
+                    f"remote {self.remote!r} points to {self.path}, which is not a git repository",
+                    hint="check `git remote -v`; the shared repository may have moved or been deleted",
+                    remote=self.remote,
+                    url=str(self.path),
+                ) from None
+        return self._remote_repo
+
+    def _remote_tip(self) -> str | None:
+        ref = self._open().references.get(self.remote_ref)
+        return None if ref is None else str(ref.target)
+
+    def fetch(self) -> str | None:
+        tip = self._remote_tip()
+        if tip is None:
+            self.repo.set_ref(self.tracking_ref, None, "gitclaim: branch absent")
+            return None
+        if not self.repo.has(tip):
+            self._libgit2_fetch()
+            if not self.repo.has(tip):  # moved again meanwhile; objects of the newer tip are here
+                tip = self.repo.ref(self.tracking_ref) or tip
+            if not self.repo.has(tip):
+                raise RemoteUnreachable(f"fetch from {self.path} did not bring {tip}", remote=self.remote)
+        self.repo.set_ref(self.tracking_ref, tip, "gitclaim: fetch")
+        return tip
+
+    def _copy_objects(self, new: str) -> None:
+        src = self.repo.repo.odb
+        dst = self._open().odb
+        todo = [pygit2.Oid(hex=new)]
+        seen: set[pygit2.Oid] = set()
+        while todo:
+            oid = todo.pop()
+            if oid in seen or oid in dst:
+                continue
+            seen.add(oid)
+            typ, data = src.read(oid)
+            obj = self.repo.repo[oid]
+            if typ == ObjectType.COMMIT:
+                assert isinstance(obj, pygit2.Commit)
+                todo.append(obj.tree_id)
+                todo.extend(obj.parent_ids)
+            elif typ == ObjectType.TREE:
+                assert isinstance(obj, pygit2.Tree)
+                todo.extend(e.id for e in obj)
+            dst.write(typ, data)
+
+    def push(self, new: str, expected: str | None) -> None:
+        remote = self._open()
+        try:
+            self._copy_objects(new)
+        except (pygit2.GitError, OSError) as e:
+            raise RemoteUnreachable(
+                f"cannot write objects into {self.path}: {_git_error_text(e)}", remote=self.remote
+            ) from None
+        try:
+            with remote.transaction() as txn:
+                txn.lock_ref(self.remote_ref)
+                ref = remote.references.get(self.remote_ref)
+                current = None if ref is None else str(ref.target)
+                if current != expected:
+                    raise BranchMoved(current)
+                txn.set_target(self.remote_ref, pygit2.Oid(hex=new), message="gitclaim: push")
+        except pygit2.GitError as e:
+            if "lock" in str(e):
+                # Another writer holds the ref's lock right now: the branch is moving.
+                raise BranchMoved(None) from None
+            raise RemoteUnreachable(
+                f"cannot update {self.remote_ref} in {self.path}: {_git_error_text(e)}", remote=self.remote
+            ) from None
+        self.repo.set_ref(self.tracking_ref, new, "gitclaim: push")
+
+
+_RACE_WORDS = ("fetch first", "non-fast-forward", "non-fastforward", "failed to lock", "cannot lock",
+               "stale info", "failed to update ref", "but expected", "is at ")  # fmt: skip
+
+
+class _PushCallbacks(pygit2.RemoteCallbacks):
+    def __init__(self, dst_ref: str, expected: str | None) -> None:
+        super().__init__()
+        self.dst_ref = dst_ref
+        self.expected = expected or ZERO
+        self.moved_to: str | None = None
+        self.moved = False
+        self.refused: str | None = None
+        self.sideband: list[str] = []
+
+    def push_negotiation(self, updates: list[Any]) -> None:
+        for u in updates:
+            if u.dst_refname == self.dst_ref and str(u.src) != self.expected:
+                self.moved = True
+                self.moved_to = str(u.src)
+                raise BranchMoved(self.moved_to)
+
+    def push_update_reference(self, refname: str, message: str | None) -> None:
+        if message is not None:
+            self.refused = message
+
+    def sideband_progress(self, string: str) -> None:
+        self.sideband.append(string)
+
+
+class NetworkTransport(Transport):
+    """git://, ssh:// or http(s):// remotes: the server's receive-pack does the swap."""
+
+    def __init__(self, repo: Repo, remote: str, branch: str, url: str) -> None:
+        super().__init__(repo, remote, branch)
+        self.url = url
+
+    def fetch(self) -> str | None:
+        self._libgit2_fetch()
+        return self.repo.ref(self.tracking_ref)
+
+    def push(self, new: str, expected: str | None) -> None:
+        # libgit2 pushes from a ref, so give the commit a private, unique one.
+        tmp = f"refs/gitclaim/push/{uuid.uuid4().hex}"
+        git = self.repo.repo
+        git.references.create(tmp, new, force=True)
+        cb = _PushCallbacks(self.remote_ref, expected)
+        try:
+            git.remotes[self.remote].push([f"{tmp}:{self.remote_ref}"], callbacks=cb)
+        except BranchMoved:
+            raise
+        except pygit2.GitError as e:
+            text = _git_error_text(e)
+            if cb.moved or "non-fastforward" in text or "not present locally" in text:
+                raise BranchMoved(cb.moved_to) from None
+            raise RemoteUnreachable(
+                f"cannot push {self.branch} to {self.remote} ({self.url}): {text}",
+                remote=self.remote,
+                url=self.url,
+            ) from None
+        finally:
+            try:
+                git.references.delete(tmp)
+            except (KeyError, pygit2.GitError):
+                pass
+        if cb.moved:
+            raise BranchMoved(cb.moved_to)
+        if cb.refused is not None:
+            if any(w in cb.refused for w in _RACE_WORDS):
+                raise BranchMoved(None)
+            said = "".join(cb.sideband).strip()
+            raise PushRejected(
+                f"the remote refused the push of {self.branch}: {cb.refused}" + (f"\n{said}" if said else ""),
+                remote=self.remote,
+                reason=cb.refused,
+                server_output=said,
+            )
+        self.repo.set_ref(self.tracking_ref, new, "gitclaim: push")
+
+
+def require(tip: str | None, remote: str, branch: str) -> str:
+    if tip is None:
+        raise NotInitialized(
+            f"the remote {remote!r} has no store branch {branch!r}",
+            remote=remote,
+            branch=branch,
+        )
+    return tip

@@ -1,0 +1,364 @@
+"""The task model and its TOML form (schema 1). Pure: no I/O, no clock, no git.
+
+A task file is a TOML document. gitclaim owns the fields listed in
+``TASK_FIELDS``; any other key a human adds is kept in ``Task.extra`` and
+written back unchanged by every rewrite.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import tomli_w
+
+from .errors import SchemaTooNew, StoreCorrupt
+from .ids import is_valid_id, validate_agent
+
+SCHEMA = 1
+DEFAULT_PRIORITY = 2
+PRIORITY_MIN, PRIORITY_MAX = 0, 9
+
+
+class State(StrEnum):
+    BACKLOG = "backlog"
+    TODO = "todo"
+    ACTIVE = "active"
+    WAITING = "waiting"
+    REVIEW = "review"
+    DONE = "done"
+    CANCELLED = "cancelled"
+    SOMEDAY = "someday"
+    FAILED = "failed"
+
+
+STATES = tuple(s.value for s in State)
+CLAIMABLE = frozenset({State.BACKLOG, State.TODO})
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    holder: str
+    claimed_at: datetime
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    id: str
+    title: str
+    state: State = State.TODO
+    priority: int = DEFAULT_PRIORITY
+    depends_on: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    description: str = ""
+    acceptance: tuple[str, ...] = ()
+    created_at: datetime | None = None
+    created_by: str | None = None
+    claim: Claim | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def holder(self) -> str | None:
+        return self.claim.holder if self.claim else None
+
+    def evolve(self, **changes: Any) -> Task:
+        return replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "state": self.state.value,
+            "priority": self.priority,
+            "depends_on": list(self.depends_on),
+            "tags": list(self.tags),
+            "description": self.description,
+            "acceptance": list(self.acceptance),
+            "created_at": _iso(self.created_at),
+            "created_by": self.created_by,
+            "claim": None
+            if self.claim is None
+            else {"holder": self.claim.holder, "claimed_at": _iso(self.claim.claimed_at)},
+            "extra": _jsonable(dict(self.extra)),
+        }
+
+
+TASK_FIELDS = (
+    "schema", "id", "title", "state", "priority", "depends_on", "tags",
+    "description", "acceptance", "created_at", "created_by", "claim",
+)  # fmt: skip
+CLAIM_FIELDS = ("holder", "claimed_at")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """The store-level file, ``gitclaim.toml`` at the root of the branch."""
+
+    schema: int = SCHEMA
+    default_priority: int = DEFAULT_PRIORITY
+    id_prefix: str = "gc-"
+    created_at: datetime | None = None
+    created_by: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return None if dt is None else dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return _iso(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def utc(dt: datetime) -> datetime:
+    """Normalise to UTC with whole seconds: what a task file stores."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).replace(microsecond=0)
+
+
+# --- reading -----------------------------------------------------------------
+
+
+class _Bad(Exception):
+    pass
+
+
+def _req_str(doc: Mapping[str, Any], key: str, *, allow_empty: bool = False) -> str:
+    v = doc.get(key)
+    if not isinstance(v, str) or (not allow_empty and not v.strip()):
+        raise _Bad(f"'{key}' must be a {'string' if allow_empty else 'non-empty string'}, got {v!r}")
+    return v
+
+
+def _str_list(doc: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    v = doc.get(key, [])
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise _Bad(f"'{key}' must be a list of strings, got {v!r}")
+    return tuple(v)
+
+
+def _when(v: Any, key: str) -> datetime:
+    if not isinstance(v, datetime):
+        raise _Bad(f"'{key}' must be a TOML date-time such as 2026-01-31T12:00:00Z, got {v!r}")
+    return utc(v)
+
+
+def _check_schema(doc: Mapping[str, Any], what: str) -> None:
+    schema = doc.get("schema")
+    if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
+        raise _Bad(f"'schema' must be a positive integer, got {schema!r}")
+    if schema > SCHEMA:
+        raise SchemaTooNew(
+            f"{what} uses schema {schema}, newer than this gitclaim understands ({SCHEMA})",
+            schema=schema,
+            supported=SCHEMA,
+        )
+
+
+def parse_toml(data: bytes, path: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise StoreCorrupt(f"{path}: not UTF-8 text ({e.reason})", path=path) from None
+    except tomllib.TOMLDecodeError as e:
+        raise StoreCorrupt(f"{path}: malformed TOML: {e}", path=path) from None
+
+
+def task_from_doc(doc: Mapping[str, Any], *, expected_id: str | None, path: str) -> Task:
+    """Build a :class:`Task` from a parsed TOML document.
+
+    Raises :class:`StoreCorrupt` naming ``path`` and the field, or
+    :class:`SchemaTooNew`.
+    """
+    try:
+        _check_schema(doc, path)
+        tid = _req_str(doc, "id")
+        if not is_valid_id(tid):
+            raise _Bad(f"'id' {tid!r} is not a legal task id")
+        if expected_id is not None and tid != expected_id:
+            raise _Bad(f"'id' is {tid!r} but the file is named for {expected_id!r}")
+        raw_state = doc.get("state")
+        if raw_state not in STATES:
+            raise _Bad(f"unknown state {raw_state!r}; known states: {', '.join(STATES)}")
+        priority = doc.get("priority", DEFAULT_PRIORITY)
+        if isinstance(priority, bool) or not isinstance(priority, int) or not (
+            PRIORITY_MIN <= priority <= PRIORITY_MAX
+        ):
+            raise _Bad(f"'priority' must be an integer {PRIORITY_MIN}-{PRIORITY_MAX}, got {priority!r}")
+        deps = _str_list(doc, "depends_on")
+        for d in deps:
+            if not is_valid_id(d):
+                raise _Bad(f"'depends_on' names an illegal task id {d!r}")
+        if tid in deps:
+            raise _Bad("a task cannot depend on itself")
+        created_at = _when(doc["created_at"], "created_at") if "created_at" in doc else None
+        created_by = doc.get("created_by")
+        if created_by is not None and not isinstance(created_by, str):
+            raise _Bad(f"'created_by' must be a string, got {created_by!r}")
+        claim = None
+        raw_claim = doc.get("claim")
+        if raw_claim is not None:
+            if not isinstance(raw_claim, dict):
+                raise _Bad("'claim' must be a table")
+            holder = raw_claim.get("holder")
+            try:
+                validate_agent(holder)
+            except Exception:
+                raise _Bad(f"'claim.holder' {holder!r} is not a legal agent name") from None
+            if "claimed_at" not in raw_claim:
+                raise _Bad("'claim.claimed_at' is missing")
+            claim = Claim(
+                holder=str(holder),
+                claimed_at=_when(raw_claim["claimed_at"], "claim.claimed_at"),
+                extra={k: v for k, v in raw_claim.items() if k not in CLAIM_FIELDS},
+            )
+        state = State(raw_state)
+        if state is State.ACTIVE and claim is None:
+            raise _Bad("an active task must have a [claim] table with holder and claimed_at")
+        return Task(
+            id=tid,
+            title=_req_str(doc, "title"),
+            state=state,
+            priority=priority,
+            depends_on=deps,
+            tags=_str_list(doc, "tags"),
+            description=_req_str(doc, "description", allow_empty=True) if "description" in doc else "",
+            acceptance=_str_list(doc, "acceptance"),
+            created_at=created_at,
+            created_by=created_by,
+            claim=claim,
+            extra={k: v for k, v in doc.items() if k not in TASK_FIELDS},
+        )
+    except _Bad as e:
+        raise StoreCorrupt(f"{path}: {e}", path=path, task=expected_id) from None
+
+
+def parse_task(data: bytes, *, expected_id: str | None, path: str) -> Task:
+    return task_from_doc(parse_toml(data, path), expected_id=expected_id, path=path)
+
+
+def parse_store_config(data: bytes, path: str = "gitclaim.toml") -> StoreConfig:
+    doc = parse_toml(data, path)
+    try:
+        _check_schema(doc, path)
+        if doc.get("kind") != "gitclaim-store":
+            raise _Bad("'kind' must be \"gitclaim-store\"")
+        defaults = doc.get("defaults", {})
+        if not isinstance(defaults, dict):
+            raise _Bad("'defaults' must be a table")
+        prio = defaults.get("priority", DEFAULT_PRIORITY)
+        if isinstance(prio, bool) or not isinstance(prio, int) or not PRIORITY_MIN <= prio <= PRIORITY_MAX:
+            raise _Bad(f"'defaults.priority' must be an integer {PRIORITY_MIN}-{PRIORITY_MAX}")
+        prefix = defaults.get("id_prefix", "gc-")
+        if not isinstance(prefix, str) or not (prefix == "" or is_valid_id(prefix + "x")):
+            raise _Bad(f"'defaults.id_prefix' {prefix!r} would not make legal ids")
+        return StoreConfig(
+            schema=doc["schema"],
+            default_priority=prio,
+            id_prefix=prefix,
+            created_at=_when(doc["created_at"], "created_at") if "created_at" in doc else None,
+            created_by=doc.get("created_by") if isinstance(doc.get("created_by"), str) else None,
+            extra={k: v for k, v in doc.items() if k not in ("schema", "kind", "defaults", "created_at", "created_by")},
+        )
+    except _Bad as e:
+        raise StoreCorrupt(f"{path}: {e}", path=path) from None
+
+
+# --- writing -----------------------------------------------------------------
+
+
+def task_to_doc(task: Task) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "schema": SCHEMA,
+        "id": task.id,
+        "title": task.title,
+        "state": task.state.value,
+        "priority": task.priority,
+        "depends_on": list(task.depends_on),
+        "tags": list(task.tags),
+    }
+    if task.created_at is not None:
+        doc["created_at"] = utc(task.created_at)
+    if task.created_by is not None:
+        doc["created_by"] = task.created_by
+    doc["description"] = task.description
+    doc["acceptance"] = list(task.acceptance)
+    for k, v in task.extra.items():
+        doc[k] = v
+    if task.claim is not None:
+        claim: dict[str, Any] = {"holder": task.claim.holder, "claimed_at": utc(task.claim.claimed_at)}
+        claim.update(task.claim.extra)
+        doc["claim"] = claim
+    return doc
+
+
+def dump_task(task: Task) -> bytes:
+    return tomli_w.dumps(task_to_doc(task), multiline_strings=True).encode("utf-8")
+
+
+def dump_store_config(cfg: StoreConfig) -> bytes:
+    doc: dict[str, Any] = {"schema": SCHEMA, "kind": "gitclaim-store"}
+    if cfg.created_at is not None:
+        doc["created_at"] = utc(cfg.created_at)
+    if cfg.created_by is not None:
+        doc["created_by"] = cfg.created_by
+    doc.update(cfg.extra)
+    doc["defaults"] = {"priority": cfg.default_priority, "id_prefix": cfg.id_prefix}
+    return tomli_w.dumps(doc).encode("utf-8")
+
+
+def task_from_input(
+    raw: Mapping[str, Any],
+    *,
+    default_priority: int,
+    created_at: datetime,
+    created_by: str,
+) -> Task:
+    """Build a new task from user input (a CLI call or one entry of a batch file).
+
+    The id must already be set. Raises :class:`gitclaim.errors.BadInput`.
+    """
+    from .errors import BadInput
+
+    doc: dict[str, Any] = {
+        "schema": SCHEMA,
+        "state": State.TODO.value,
+        "priority": default_priority,
+        "description": "",
+        **{k: v for k, v in raw.items() if v is not None},
+        "created_at": created_at,
+        "created_by": created_by,
+    }
+    if "claim" in raw:
+        raise BadInput("a new task cannot carry a claim; claim it with `gitclaim claim`", task=raw.get("id"))
+    if doc["state"] not in (State.TODO.value, State.BACKLOG.value, State.SOMEDAY.value):
+        raise BadInput(
+            f"a new task starts in todo, backlog or someday, not {doc['state']!r}",
+            task=raw.get("id"),
+        )
+    try:
+        return task_from_doc(doc, expected_id=None, path=f"task {raw.get('id')!r}")
+    except StoreCorrupt as e:
+        raise BadInput(e.message.replace("task ", "new task ", 1), **e.details) from None
+
+
+def sort_key_ready(task: Task) -> tuple[int, datetime, str]:
+    return (task.priority, task.created_at or datetime.min.replace(tzinfo=UTC), task.id)
+
+
+def as_tuple(values: Sequence[str] | None) -> tuple[str, ...]:
+    return tuple(values or ())

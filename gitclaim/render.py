@@ -1,0 +1,150 @@
+"""Human output with rich. Only the CLI calls this; JSON output never does."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .errors import GitclaimError
+from .model import _iso
+
+if TYPE_CHECKING:
+    from .api import AddResult, History, InitResult, Listing, OpResult, TaskView
+    from .model import Task
+
+out = Console(highlight=False, soft_wrap=False)
+err = Console(stderr=True, highlight=False)
+
+_STATE_STYLE = {
+    "todo": "cyan",
+    "backlog": "blue",
+    "active": "bold yellow",
+    "waiting": "magenta",
+    "review": "bright_magenta",
+    "done": "green",
+    "cancelled": "dim",
+    "someday": "dim cyan",
+    "failed": "bold red",
+}
+
+
+def _state(s: str) -> str:
+    return f"[{_STATE_STYLE.get(s, 'white')}]{s}[/]"
+
+
+def _short(commit: str | None) -> str:
+    return commit[:10] if commit else "-"
+
+
+def error(e: GitclaimError) -> None:
+    err.print(f"[bold red]error[/] [dim]({e.code}, exit {int(e.exit_code)})[/]: {escape(e.message)}")
+    if e.hint:
+        err.print(f"[dim]hint: {escape(e.hint)}[/]")
+
+
+def init(r: InitResult) -> None:
+    verb = "created" if r.created else "attached to"
+    out.print(f"{verb} store branch [bold]{escape(r.branch)}[/] on {escape(r.remote)} at {_short(r.commit)}")
+
+
+def added(r: AddResult) -> None:
+    for t in r.tasks:
+        out.print(f"added [bold]{t.id}[/] ({_state(t.state.value)}, p{t.priority}) {escape(t.title)}")
+    out.print(f"[dim]commit {_short(r.commit)}" + (f", {r.retries} retries" if r.retries else "") + "[/]")
+
+
+def op(r: OpResult) -> None:
+    t = r.task
+    if not r.changed:
+        since = _iso(t.claim.claimed_at) if t.claim else "?"
+        out.print(f"you already hold [bold]{t.id}[/] since {since}; nothing changed")
+        return
+    verb = {"claim": "claimed", "next": "claimed", "release": "released", "done": "finished"}.get(r.op, r.op)
+    who = f" as {escape(t.holder)}" if t.holder else ""
+    out.print(
+        f"{verb} [bold]{t.id}[/]{who}: {_state(r.previous_state)} → {_state(t.state.value)}"
+        f"  [dim]commit {_short(r.commit)}" + (f", {r.retries} retries" if r.retries else "") + "[/]"
+    )
+    if r.op == "next":
+        out.print(f"  {escape(t.title)}")
+
+
+def _table(tasks: tuple[Task, ...] | list[Task]) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("ID", "STATE", "P", "HOLDER", "DEPENDS", "TITLE"):
+        table.add_column(col, overflow="fold" if col == "TITLE" else "ellipsis", no_wrap=col != "TITLE")
+    for t in tasks:
+        table.add_row(
+            t.id,
+            _state(t.state.value),
+            str(t.priority),
+            escape(t.holder or ""),
+            ",".join(t.depends_on),
+            escape(t.title),
+        )
+    return table
+
+
+def listing(r: Listing) -> None:
+    if r.tasks:
+        out.print(_table(r.tasks))
+    else:
+        out.print("[dim]no tasks[/]")
+    for p in r.problems:
+        err.print(f"[yellow]warning[/]: skipped {escape(p.message)}")
+
+
+def task_view(v: TaskView) -> None:
+    t = v.task
+    out.print(f"[bold]{t.id}[/]  {escape(t.title)}")
+    rows: list[tuple[str, Any]] = [
+        ("state", _state(t.state.value)),
+        ("priority", t.priority),
+        ("holder", f"{escape(t.claim.holder)} since {_iso(t.claim.claimed_at)}" if t.claim else "-"),
+        ("depends on", ", ".join(t.depends_on) or "-"),
+        ("tags", ", ".join(t.tags) or "-"),
+        ("created", f"{_iso(t.created_at) or '?'} by {escape(t.created_by or '?')}"),
+    ]
+    if v.blockers:
+        rows.append(("blocked by", ", ".join(f"{b['id']} ({b['state']})" for b in v.blockers)))
+    for k, val in rows:
+        out.print(f"  [dim]{k:<11}[/] {val}")
+    if t.description:
+        out.print()
+        out.print(escape(t.description))
+    if t.acceptance:
+        out.print("\n[bold]acceptance[/]")
+        for a in t.acceptance:
+            out.print(f"  - {escape(a)}")
+    if t.extra:
+        out.print("\n[bold]other fields[/]")
+        for k, val in t.extra.items():
+            out.print(f"  {escape(k)} = {escape(repr(val))}")
+    if v.history:
+        out.print("\n[bold]history[/]")
+        for e in reversed(v.history):
+            _entry_line(e)
+
+
+def _entry_line(e: Any) -> None:
+    change = f"{_state(e.from_state)} → {_state(e.to_state)}" if e.from_state and e.to_state else ""
+    out.print(
+        f"  {_iso(e.time)}  [dim]{e.commit[:10]}[/]  {escape(e.op or '?'):<8} "
+        f"{escape(e.agent or e.author):<16} {escape(', '.join(e.tasks[:3]))} {change}"
+    )
+
+
+def history(h: History) -> None:
+    if not h.entries:
+        out.print("[dim]no history[/]")
+    for e in h.entries:
+        _entry_line(e)
+
+
+def demo(r: Any) -> None:
+    from .demo import print_report
+
+    print_report(r, out)
