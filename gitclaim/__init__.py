@@ -1,6 +1,6 @@
 """gitclaim: a git-native task store for teams of agents.
 
-``from gitclaim import Store`` gives the Python API; see docs/python-api.md.
+``from gitclaim import Store`` gives the Python API (see README.md and docs/design.md).
 Names are imported lazily so that ``gitclaim --help`` stays fast.
 """
 
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Store", "Task", "State", "RetryPolicy", "errors", "__version__"]
+__all__ = ["RetryPolicy", "State", "Store", "Task", "__version__", "errors"]
 
 if TYPE_CHECKING:
     from . import errors

@@ -421,7 +421,9 @@ class Store:
                 raw["id"] = tid
                 if raw.get("priority") is None:
                     raw["priority"] = cfg.default_priority if cfg else DEFAULT_PRIORITY
-                new_tasks.append(task_from_input(raw, default_priority=cfg.default_priority, created_at=now, created_by=who))
+                new_tasks.append(
+                    task_from_input(raw, default_priority=cfg.default_priority, created_at=now, created_by=who)
+                )
             batch = {t.id: t for t in new_tasks}
             _check_new_deps(snap, batch)
             files = {task_path(t.id): dump_task(t) for t in new_tasks}
@@ -480,7 +482,9 @@ class Store:
 
         return self._run_claim(who, decide)
 
-    def _claim_decision(self, snap: Snapshot, task: Task, who: str, op: str = "claim") -> Write[OpResult] | NoWrite[OpResult]:
+    def _claim_decision(
+        self, snap: Snapshot, task: Task, who: str, op: str = "claim"
+    ) -> Write[OpResult] | NoWrite[OpResult]:
         deps = snap.tasks_by_id(task.depends_on)
         verdict = rules.check_claim(task, deps, who)
         if verdict is rules.ClaimVerdict.ALREADY_HELD:
@@ -561,7 +565,9 @@ def _check_new_deps(snap: Snapshot, batch: Mapping[str, Task]) -> None:
     for t in batch.values():
         for d in t.depends_on:
             if d not in batch and snap.task(d) is None:
-                raise BadInput(f"{t.id} depends on {d!r}, which is neither in the store nor in this batch", task=t.id, dependency=d)
+                raise BadInput(
+                    f"{t.id} depends on {d!r}, which is neither in the store nor in this batch", task=t.id, dependency=d
+                )
     # Existing tasks cannot depend on a new id unless they name a missing task,
     # so a cycle must pass through the batch: walk from each new task.
     memo: dict[str, tuple[str, ...]] = {}
@@ -592,7 +598,7 @@ def _check_new_deps(snap: Snapshot, batch: Mapping[str, Task]) -> None:
                 continue
             s = state.get(nxt, 0)
             if s == 1:
-                cyc = path[path.index(nxt) :] + [nxt]
+                cyc = [*path[path.index(nxt) :], nxt]
                 raise BadInput(f"dependency cycle: {' -> '.join(cyc)}", cycle=cyc)
             if s == 0:
                 state[nxt] = 1
@@ -611,4 +617,3 @@ Change tasks with gitclaim (`gitclaim claim ID`, `gitclaim done ID`, ...):
 every change is one commit whose trailers record who did what. Read the
 audit trail with `git log` on this branch or `gitclaim log`.
 """
-

@@ -10,6 +10,7 @@ safe.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import sys
@@ -59,7 +60,5 @@ class FolderCache:
             return
         for name in names:
             if name not in keep:
-                try:
+                with contextlib.suppress(OSError):
                     os.unlink(self.root / name)
-                except OSError:
-                    pass

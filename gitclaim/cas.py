@@ -33,16 +33,22 @@ T = TypeVar("T")
 class RetryPolicy:
     """Tries, backoff, jitter and deadline for the loop; clock and sleep are injectable."""
 
-    max_attempts: int = 60
-    deadline: float = 120.0
-    base_delay: float = 0.005
-    max_delay: float = 0.25
+    max_attempts: int = 400
+    deadline: float = 60.0
+    base_delay: float = 0.01
+    max_delay: float = 0.08
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     rng: random.Random = field(default_factory=random.Random)
 
     def delay(self, retry: int) -> float:
-        """Full jitter: uniform in [0, min(max, base * 2**(retry-1))]."""
+        """Full jitter: uniform in [0, min(max, base * 2**(retry-1))].
+
+        The cap is kept small on purpose. The agent that just won pushes its
+        next change on a fresh tip without waiting; losers whose backoff kept
+        growing would never catch up (Ethernet's "capture effect"), so one
+        busy agent would starve the rest.
+        """
         return self.rng.uniform(0.0, min(self.max_delay, self.base_delay * (2 ** (retry - 1))))
 
 

@@ -14,11 +14,14 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Protocol
 
 import typer
 
 from .errors import BadInput, ExitCode, GitclaimError
+
+if TYPE_CHECKING:
+    from .api import Store
 
 app = typer.Typer(
     name="gitclaim",
@@ -64,7 +67,7 @@ def _root(
     _globals.repo, _globals.remote, _globals.branch = repo, remote, branch
 
 
-def _store() -> Any:
+def _store() -> Store:
     from .api import Store
 
     return Store(_globals.repo, remote=_globals.remote, branch=_globals.branch)
@@ -113,11 +116,17 @@ def add(
     title: Annotated[str | None, typer.Argument(help="Title of the new task.")] = None,
     task_id: Annotated[str | None, typer.Option("--id", help="Task id (slug); default: a short random id.")] = None,
     priority: Annotated[int | None, typer.Option("--priority", "-p", help="0 (most urgent) to 9; default 2.")] = None,
-    depends_on: Annotated[list[str] | None, typer.Option("--depends-on", "-d", help="A task this one waits for (repeat).")] = None,
+    depends_on: Annotated[
+        list[str] | None, typer.Option("--depends-on", "-d", help="A task this one waits for (repeat).")
+    ] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="A tag (repeat).")] = None,
     description: Annotated[str, typer.Option("--description", help="Longer description.")] = "",
-    acceptance: Annotated[list[str] | None, typer.Option("--acceptance", help="An acceptance criterion (repeat).")] = None,
-    file: Annotated[Path | None, typer.Option("--file", "-f", help="Add many tasks from a TOML or JSON file, in one commit.")] = None,
+    acceptance: Annotated[
+        list[str] | None, typer.Option("--acceptance", help="An acceptance criterion (repeat).")
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="Add many tasks from a TOML or JSON file, in one commit.")
+    ] = None,
     agent: AgentOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -182,7 +191,9 @@ def show(
 
 
 @app.command()
-def claim(task_id: Annotated[str, typer.Argument(metavar="ID")], agent: AgentOpt = None, as_json: JsonOpt = False) -> None:
+def claim(
+    task_id: Annotated[str, typer.Argument(metavar="ID")], agent: AgentOpt = None, as_json: JsonOpt = False
+) -> None:
     """Claim a task: one commit, pushed with compare-and-swap. Exactly one agent wins."""
     from . import render
 
@@ -198,7 +209,9 @@ def next_(agent: AgentOpt = None, as_json: JsonOpt = False) -> None:
 
 
 @app.command()
-def release(task_id: Annotated[str, typer.Argument(metavar="ID")], agent: AgentOpt = None, as_json: JsonOpt = False) -> None:
+def release(
+    task_id: Annotated[str, typer.Argument(metavar="ID")], agent: AgentOpt = None, as_json: JsonOpt = False
+) -> None:
     """Give your claimed task back to the queue."""
     from . import render
 
@@ -206,7 +219,9 @@ def release(task_id: Annotated[str, typer.Argument(metavar="ID")], agent: AgentO
 
 
 @app.command()
-def done(task_id: Annotated[str, typer.Argument(metavar="ID")], agent: AgentOpt = None, as_json: JsonOpt = False) -> None:
+def done(
+    task_id: Annotated[str, typer.Argument(metavar="ID")], agent: AgentOpt = None, as_json: JsonOpt = False
+) -> None:
     """Mark your claimed task done."""
     from . import render
 
@@ -237,7 +252,9 @@ def demo(
     from . import demo as demo_mod
     from . import render
 
-    _run("demo", as_json, lambda: demo_mod.run(agents=agents, tasks=tasks, keep=keep, progress=not as_json), render.demo)
+    _run(
+        "demo", as_json, lambda: demo_mod.run(agents=agents, tasks=tasks, keep=keep, progress=not as_json), render.demo
+    )
 
 
 # --- entry point ---------------------------------------------------------------

@@ -4,7 +4,7 @@ Every expected failure is a :class:`GitclaimError`. Each class carries its own
 exit code and a machine-readable ``code`` string; :func:`gitclaim.cli.main` is
 the one place that turns them into output and an exit status. Scripts and
 agents may rely on both the numbers and the strings: they are documented in
-``docs/exit-codes.md`` and never reused for another meaning.
+``docs/cli.md`` and never reused for another meaning.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ Compare-and-swap, per transport (see docs/design.md):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator, Mapping
@@ -182,7 +183,7 @@ class Repo:
     ) -> str:
         """Write a commit on ``parent`` replacing ``files``; rewrite only their trees."""
         repo = self.repo
-        base = repo[parent].tree if parent is not None else None  # type: ignore[attr-defined]
+        base = self.commit_tree(parent) if parent is not None else None
         nested: dict[str, Any] = {}
         for path, data in files.items():
             parts = path.split("/")
@@ -199,11 +200,12 @@ class Repo:
                 if isinstance(change, bytes):
                     tb.insert(name, repo.create_blob(change), FileMode.BLOB)
                     continue
-                sub = None
+                sub: pygit2.Tree | None = None
                 if tree is not None and name in tree:
-                    sub = repo[tree[name].id]
-                    if not isinstance(sub, pygit2.Tree):
+                    found = repo[tree[name].id]
+                    if not isinstance(found, pygit2.Tree):
                         raise StoreCorrupt(f"{where}{name} on the store branch is a file, not a folder")
+                    sub = found
                 tb.insert(name, build(sub, change, f"{where}{name}/"), FileMode.TREE)
             return tb.write()
 
@@ -460,10 +462,8 @@ class NetworkTransport(Transport):
                 url=self.url,
             ) from None
         finally:
-            try:
+            with contextlib.suppress(KeyError, pygit2.GitError):
                 git.references.delete(tmp)
-            except (KeyError, pygit2.GitError):
-                pass
         if cb.moved:
             raise BranchMoved(cb.moved_to)
         if cb.refused is not None:

@@ -195,8 +195,10 @@ def task_from_doc(doc: Mapping[str, Any], *, expected_id: str | None, path: str)
         if raw_state not in STATES:
             raise _Bad(f"unknown state {raw_state!r}; known states: {', '.join(STATES)}")
         priority = doc.get("priority", DEFAULT_PRIORITY)
-        if isinstance(priority, bool) or not isinstance(priority, int) or not (
-            PRIORITY_MIN <= priority <= PRIORITY_MAX
+        if (
+            isinstance(priority, bool)
+            or not isinstance(priority, int)
+            or not (PRIORITY_MIN <= priority <= PRIORITY_MAX)
         ):
             raise _Bad(f"'priority' must be an integer {PRIORITY_MIN}-{PRIORITY_MAX}, got {priority!r}")
         deps = _str_list(doc, "depends_on")

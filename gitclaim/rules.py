@@ -150,7 +150,7 @@ def find_cycle(tasks: Mapping[str, Task]) -> list[str] | None:
                 stack.append((node, i + 1))
                 nxt = deps[i]
                 if color[nxt] == GREY:
-                    return path[path.index(nxt) :] + [nxt]
+                    return [*path[path.index(nxt) :], nxt]
                 if color[nxt] == WHITE:
                     stack.append((nxt, 0))
             else:

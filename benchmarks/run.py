@@ -1,0 +1,135 @@
+"""Run gitclaim's benchmarks: ``python benchmarks/run.py [--quick] [--only a,b,c]``.
+
+a  whole-process `gitclaim claim` vs a git-CLI script (path remote, git daemon)
+b  8 agent processes running next+done vs 1 agent: throughput ratio, retries
+c  claim latency at 100 / 10,000 / 100,000 tasks; `ready --json` cold and warm
+
+Everything runs on loopback and in one temporary folder, removed at the end
+(``--keep`` keeps it); every child process (git daemon, agents) is stopped.
+See benchmarks/README.md for how to read the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+BENCHES = {"a": "claim: gitclaim vs git CLI", "b": "8 agents vs 1", "c": "store size"}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python benchmarks/run.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--quick", action="store_true", help="a fast smoke run (about a minute): fewer samples, smaller stores")
+    p.add_argument("--only", default="a,b,c", help="comma-separated benchmarks to run: a, b, c (default: all)")
+    p.add_argument("--transports", default="path,daemon", help="path, daemon or both (default: path,daemon)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary folder and print its path")
+    p.add_argument("--json", metavar="FILE", help="also write all figures as JSON here"
+                   " (default: benchmarks/results/run-<time>.json)")  # fmt: skip
+    p.add_argument("--no-json", action="store_true", help="do not write the JSON results file")
+    g = p.add_argument_group("(a) whole-process claim")
+    g.add_argument("--samples-a", type=int, default=0, help="samples per tool per transport (default 20; quick 5)")
+    g.add_argument("--stale-samples-a", type=int, default=None, help="samples with a stale tip (default 10; quick 3)")
+    g = p.add_argument_group("(b) many agents")
+    g.add_argument("--agents", type=int, default=8, help="agent processes (default 8)")
+    g.add_argument("--tasks-b", type=int, default=0, help="tasks per run (default 200; quick 48)")
+    g.add_argument("--reps-b", type=int, default=0, help="runs of each configuration (default 3; quick 1)")
+    g = p.add_argument_group("(c) store size")
+    g.add_argument("--sizes", default="", help="store sizes (default 100,10000,100000; quick 100,1000,10000)")
+    g.add_argument("--samples-c", type=int, default=0, help="claims per size per transport (default 15; quick 5)")
+    g.add_argument("--api-seed-max", type=int, default=10000,
+                   help="seed stores up to this size with Store.add_many, larger ones with pygit2 (default 10000)")
+    g.add_argument("--ready-runs", type=int, default=0, help="`ready --json` runs, cold and warm each (default 3; quick 1)")
+    a = p.parse_args(argv)
+    a.only = [x.strip() for x in a.only.split(",") if x.strip()]
+    unknown = set(a.only) - set(BENCHES)
+    if unknown:
+        p.error(f"unknown benchmark(s) {', '.join(sorted(unknown))}; choose from {', '.join(BENCHES)}")
+    a.transports = [x.strip() for x in a.transports.split(",") if x.strip()]
+    if set(a.transports) - {"path", "daemon"} or not a.transports:
+        p.error("--transports takes path, daemon or both")
+    return a
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # unwinds through the cleanup below
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sys.path.insert(0, str(HERE))
+    import bench_common as bc
+
+    env, cleanup = bc.make_env(keep=args.keep, quick=args.quick)
+    bc.isolate_env(env.root / "home")  # before anything imports pygit2
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+    import bench_agents
+    import bench_cli_claim
+    import bench_scale
+    import pygit2
+
+    modules = {"a": bench_cli_claim, "b": bench_agents, "c": bench_scale}
+    started = time.monotonic()
+    print(f"gitclaim benchmarks{' (quick)' if args.quick else ''}: {', '.join(args.only)}"
+          f" over {', '.join(args.transports)}")  # fmt: skip
+    print(f"python {platform.python_version()}, pygit2 {pygit2.__version__} (libgit2 {pygit2.LIBGIT2_VERSION}),"
+          f" {bc.git('--version').strip()}, {os.cpu_count()} CPUs, {platform.platform()}")  # fmt: skip
+    print("every figure is a median over repeated samples; compare ratios, not absolute times")
+    results: dict[str, Any] = {"quick": args.quick, "argv": sys.argv[1:], "started": time.time(), "benchmarks": {}}
+    failed: list[str] = []
+    interrupted = False
+    try:
+        for key in args.only:
+            t = time.monotonic()
+            try:
+                results["benchmarks"][key] = modules[key].run(env, args)
+            except KeyboardInterrupt:
+                raise
+            except Exception as e:  # report, go on with the others
+                import traceback
+
+                traceback.print_exc()
+                failed.append(f"({key}) {type(e).__name__}: {e}")
+                results["benchmarks"][key] = {"error": str(e)}
+            bc.note(f"(({key}) took {time.monotonic() - t:.0f} s)")
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        cleanup()  # stops git daemon and agents, removes the temporary folder
+    if interrupted:
+        print("\ninterrupted; cleaned up", file=sys.stderr)
+        return 130
+
+    elapsed = time.monotonic() - started
+    bc.heading("summary")
+    for key in args.only:
+        for line in results["benchmarks"][key].get("summary", []):
+            print(f"  {line}")
+    for f in failed:
+        print(f"  FAILED {f}")
+    problems = [p for k in args.only for p in results["benchmarks"][k].get("problems", [])]
+    for p in problems:
+        print(f"  PROBLEM {p}")
+    print(f"  total time {elapsed:.0f} s")
+    results["elapsed_s"] = elapsed
+    if not args.no_json:
+        out = Path(args.json) if args.json else HERE / "results" / f"run-{time.strftime('%Y%m%d-%H%M%S')}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=1, default=str) + "\n")
+        print(f"  figures written to {out}")
+    return 1 if failed or problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
