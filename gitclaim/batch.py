@@ -25,7 +25,13 @@ def read_batch(path: Path) -> list[dict[str, Any]]:
         raise BadInput(f"{path}: no such file", path=str(path)) from None
     except (OSError, UnicodeDecodeError) as e:
         raise BadInput(f"{path}: cannot read: {e}", path=str(path)) from None
-    is_json = path.suffix.lower() == ".json" or text.lstrip().startswith(("[", "{"))
+    suffix = path.suffix.lower()
+    # A TOML batch starts with "[[task]]", so only the suffix or a leading "{"
+    # (or a "[" that is not "[[") says JSON.
+    head = text.lstrip()
+    is_json = suffix == ".json" or (
+        suffix != ".toml" and (head.startswith("{") or (head.startswith("[") and not head.startswith("[[")))
+    )
     doc: Any
     if is_json:
         try:

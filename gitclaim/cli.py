@@ -73,7 +73,12 @@ def _store() -> Store:
     return Store(_globals.repo, remote=_globals.remote, branch=_globals.branch)
 
 
-def _run(command: str, as_json: bool, fn: Callable[[], _Jsonable], human: Callable[[Any], None]) -> NoReturn:
+def _run(command: str, as_json: bool, fn: Callable[[], _Jsonable], human: str) -> NoReturn:
+    """Call ``fn`` and print its result: as JSON, or with ``render.<human>``.
+
+    rich is imported only for human output: agents calling with --json pay
+    for neither it nor the renderers.
+    """
     try:
         result = fn()
     except GitclaimError as e:
@@ -81,7 +86,9 @@ def _run(command: str, as_json: bool, fn: Callable[[], _Jsonable], human: Callab
     if as_json:
         _print_json({"ok": True, "command": command, "result": result.to_json()})
     else:
-        human(result)
+        from . import render
+
+        getattr(render, human)(result)
     raise _Exit(0)
 
 
@@ -106,9 +113,7 @@ def _print_json(obj: dict[str, Any]) -> None:
 @app.command()
 def init(agent: AgentOpt = None, as_json: JsonOpt = False) -> None:
     """Create the store branch on the remote, or attach to an existing one."""
-    from . import render
-
-    _run("init", as_json, lambda: _store().init(agent=agent), render.init)
+    _run("init", as_json, lambda: _store().init(agent=agent), "init")
 
 
 @app.command()
@@ -131,7 +136,6 @@ def add(
     as_json: JsonOpt = False,
 ) -> None:
     """Add one task, or many from a file (one commit either way)."""
-    from . import render
 
     def go() -> _Jsonable:
         if file is not None:
@@ -153,7 +157,7 @@ def add(
             agent=agent,
         )
 
-    _run("add", as_json, go, render.added)
+    _run("add", as_json, go, "added")
 
 
 @app.command("list")
@@ -165,17 +169,13 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """List tasks, filtered by state, holder or tag."""
-    from . import render
-
-    _run("list", as_json, lambda: _store().list(state=state, holder=holder, tag=tag, offline=offline), render.listing)
+    _run("list", as_json, lambda: _store().list(state=state, holder=holder, tag=tag, offline=offline), "listing")
 
 
 @app.command()
 def ready(offline: OfflineOpt = False, as_json: JsonOpt = False) -> None:
     """Tasks claimable now, by priority, then age."""
-    from . import render
-
-    _run("ready", as_json, lambda: _store().ready(offline=offline), render.listing)
+    _run("ready", as_json, lambda: _store().ready(offline=offline), "listing")
 
 
 @app.command()
@@ -185,9 +185,7 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """One task: its fields, what blocks it, and its history."""
-    from . import render
-
-    _run("show", as_json, lambda: _store().show(task_id, offline=offline), render.task_view)
+    _run("show", as_json, lambda: _store().show(task_id, offline=offline), "task_view")
 
 
 @app.command()
@@ -195,17 +193,13 @@ def claim(
     task_id: Annotated[str, typer.Argument(metavar="ID")], agent: AgentOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Claim a task: one commit, pushed with compare-and-swap. Exactly one agent wins."""
-    from . import render
-
-    _run("claim", as_json, lambda: _store().claim(task_id, agent=agent), render.op)
+    _run("claim", as_json, lambda: _store().claim(task_id, agent=agent), "op")
 
 
 @app.command("next")
 def next_(agent: AgentOpt = None, as_json: JsonOpt = False) -> None:
     """Claim the best ready task; having lost a race, go on to the next."""
-    from . import render
-
-    _run("next", as_json, lambda: _store().next(agent=agent), render.op)
+    _run("next", as_json, lambda: _store().next(agent=agent), "op")
 
 
 @app.command()
@@ -213,9 +207,7 @@ def release(
     task_id: Annotated[str, typer.Argument(metavar="ID")], agent: AgentOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Give your claimed task back to the queue."""
-    from . import render
-
-    _run("release", as_json, lambda: _store().release(task_id, agent=agent), render.op)
+    _run("release", as_json, lambda: _store().release(task_id, agent=agent), "op")
 
 
 @app.command()
@@ -223,9 +215,7 @@ def done(
     task_id: Annotated[str, typer.Argument(metavar="ID")], agent: AgentOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Mark your claimed task done."""
-    from . import render
-
-    _run("done", as_json, lambda: _store().done(task_id, agent=agent), render.op)
+    _run("done", as_json, lambda: _store().done(task_id, agent=agent), "op")
 
 
 @app.command()
@@ -236,9 +226,7 @@ def log(
     as_json: JsonOpt = False,
 ) -> None:
     """The audit trail, newest first: who did what to which task, when."""
-    from . import render
-
-    _run("log", as_json, lambda: _store().log(task_id, limit=limit, offline=offline), render.history)
+    _run("log", as_json, lambda: _store().log(task_id, limit=limit, offline=offline), "history")
 
 
 @app.command()
@@ -250,11 +238,8 @@ def demo(
 ) -> None:
     """Run a team of agent processes on a fresh local store and show who did what."""
     from . import demo as demo_mod
-    from . import render
 
-    _run(
-        "demo", as_json, lambda: demo_mod.run(agents=agents, tasks=tasks, keep=keep, progress=not as_json), render.demo
-    )
+    _run("demo", as_json, lambda: demo_mod.run(agents=agents, tasks=tasks, keep=keep, progress=not as_json), "demo")
 
 
 # --- entry point ---------------------------------------------------------------

@@ -66,9 +66,11 @@ def path_remote(tmp_path: Path) -> Remote:
 
 
 class GitDaemon:
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, port: int | None = None) -> None:
+        """Start serving ``base`` (on ``port``, e.g. to bring a stopped server back)."""
+        base.mkdir(parents=True, exist_ok=True)
         self.base = base
-        self.port = _free_port()
+        self.port = port or _free_port()
         self.proc = subprocess.Popen(
             [
                 GIT, "daemon", "--reuseaddr", "--listen=127.0.0.1", f"--port={self.port}",
