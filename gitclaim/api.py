@@ -403,8 +403,6 @@ class Store:
             taken = {i for i in given if i is not None}
             for gid in given:
                 if gid is not None:
-                    if snap.task(gid) is not None:
-                        raise AlreadyExists(f"a task {gid!r} already exists", task=gid)
                     ids.append(gid)
                     continue
                 length = 4
@@ -425,6 +423,9 @@ class Store:
                     task_from_input(raw, default_priority=cfg.default_priority, created_at=now, created_by=who)
                 )
             batch = {t.id: t for t in new_tasks}
+            for gid in given:  # after validating the entries: bad input is reported first
+                if gid is not None and snap.task(gid) is not None:
+                    raise AlreadyExists(f"a task {gid!r} already exists", task=gid)
             _check_new_deps(snap, batch)
             files = {task_path(t.id): dump_task(t) for t in new_tasks}
             if len(new_tasks) == 1:

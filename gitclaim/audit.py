@@ -25,10 +25,12 @@ def one_line(text: str, limit: int = 200) -> str:
 
 def message(subject: str, trailers: Sequence[tuple[str, str]], body: str = "") -> str:
     lines = [one_line(subject, 120), ""]
-    if body:
+    body_lines = [one_line(line, 500) for line in body.splitlines()]
+    body_lines = [line for line in body_lines if line]
+    if body_lines:
         # A body line that looks like a trailer would join the trailer block
         # only if it were the last paragraph; it never is, but indent it anyway.
-        lines += ["    " + one_line(line, 500) for line in body.splitlines() if line.strip()]
+        lines += ["    " + line for line in body_lines]
         lines.append("")
     lines += [f"{TRAILER_PREFIX}{k}: {one_line(v)}" for k, v in trailers]
     return "\n".join(lines) + "\n"

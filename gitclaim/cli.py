@@ -248,7 +248,8 @@ def demo(
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in args
-    command = next((a for a in args if not a.startswith("-")), "")
+    names = {c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands}
+    command = next((a for a in args if a in names), "")
     try:
         app(args=args, prog_name="gitclaim", standalone_mode=False)
     except _Exit as e:

@@ -47,15 +47,13 @@ class GitclaimError(Exception):
         self.details: dict[str, Any] = details
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
+        return {
             "code": self.code,
             "exit": int(self.exit_code),
             "message": self.message,
+            "hint": self.hint or None,
+            "details": self.details,
         }
-        if self.hint:
-            out["hint"] = self.hint
-        out["details"] = self.details
-        return out
 
 
 class BadInput(GitclaimError):

@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 import pygit2
-from pygit2.enums import FetchPrune, FileMode, ObjectType, Option
+from pygit2.enums import FetchPrune, FileMode, ObjectType, Option, RepositoryOpenFlag
 
 from .errors import BadInput, NotInitialized, PushRejected, RemoteUnreachable, StoreCorrupt
 
@@ -327,7 +327,8 @@ class LocalTransport(Transport):
     def _open(self) -> pygit2.Repository:
         if self._remote_repo is None:
             try:
-                self._remote_repo = pygit2.Repository(str(self.path))
+                # NO_SEARCH: a folder inside some other repository is not that repository
+                self._remote_repo = pygit2.Repository(str(self.path), RepositoryOpenFlag.NO_SEARCH)
             except (pygit2.GitError, KeyError):
                 raise RemoteUnreachable(
                     f"remote {self.remote!r} points to {self.path}, which is not a git repository",

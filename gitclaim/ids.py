@@ -31,7 +31,7 @@ def validate_id(task_id: object) -> str:
     """Return ``task_id`` if it is a legal task id; raise :class:`BadInput`."""
     if not isinstance(task_id, str) or not task_id:
         raise BadInput("a task id must be a non-empty string", id=repr(task_id))
-    if not _ID_RE.match(task_id) or ".." in task_id:
+    if not _ID_RE.fullmatch(task_id) or ".." in task_id:
         raise BadInput(
             f"illegal task id {task_id!r}: use 1-{ID_MAX} characters of a-z, 0-9, '.', '_'"
             " and '-', starting and ending with a letter or digit, no '..'",
@@ -50,7 +50,7 @@ def is_valid_id(task_id: object) -> bool:
 
 def validate_agent(name: object) -> str:
     """Return ``name`` if it is a legal agent name; raise :class:`BadInput`."""
-    if not isinstance(name, str) or not _AGENT_RE.match(name):
+    if not isinstance(name, str) or not _AGENT_RE.fullmatch(name):
         raise BadInput(
             f"illegal agent name {name!r}: use 1-{AGENT_MAX} characters of A-Z, a-z, 0-9,"
             " '.', '_', '+' and '-' (no spaces, no control characters), starting with a"
@@ -62,8 +62,8 @@ def validate_agent(name: object) -> str:
 
 def slugify_agent(raw: str) -> str:
     """Turn an arbitrary string (a user or host name) into a legal agent name."""
-    s = re.sub(r"[^A-Za-z0-9._+-]+", "-", raw).strip("-.+")[:AGENT_MAX].rstrip("-.+")
-    return s or "agent"
+    s = re.sub(r"[^A-Za-z0-9._+-]+", "-", raw).lstrip("-.+_")[:AGENT_MAX].rstrip("-.+")
+    return s if _AGENT_RE.fullmatch(s) else "agent"
 
 
 def generate_id(rng: random.Random, length: int = GENERATED_MIN_LEN, prefix: str = GENERATED_PREFIX) -> str:

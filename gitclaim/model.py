@@ -154,7 +154,10 @@ def _str_list(doc: Mapping[str, Any], key: str) -> tuple[str, ...]:
 def _when(v: Any, key: str) -> datetime:
     if not isinstance(v, datetime):
         raise _Bad(f"'{key}' must be a TOML date-time such as 2026-01-31T12:00:00Z, got {v!r}")
-    return utc(v)
+    try:
+        return utc(v)
+    except OverflowError:
+        raise _Bad(f"'{key}' {v!r} is out of range once converted to UTC") from None
 
 
 def _check_schema(doc: Mapping[str, Any], what: str) -> None:
@@ -174,8 +177,11 @@ def parse_toml(data: bytes, path: str) -> dict[str, Any]:
         return tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError as e:
         raise StoreCorrupt(f"{path}: not UTF-8 text ({e.reason})", path=path) from None
-    except tomllib.TOMLDecodeError as e:
+    except (tomllib.TOMLDecodeError, ValueError) as e:
+        # ValueError: tomllib's limit on integer digits
         raise StoreCorrupt(f"{path}: malformed TOML: {e}", path=path) from None
+    except RecursionError:
+        raise StoreCorrupt(f"{path}: malformed TOML: nested too deeply", path=path) from None
 
 
 def task_from_doc(doc: Mapping[str, Any], *, expected_id: str | None, path: str) -> Task:
@@ -308,8 +314,21 @@ def task_to_doc(task: Task) -> dict[str, Any]:
     return doc
 
 
+def _has_cr(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\r" in value
+    if isinstance(value, dict):
+        return any(_has_cr(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_cr(v) for v in value)
+    return False
+
+
 def dump_task(task: Task) -> bytes:
-    return tomli_w.dumps(task_to_doc(task), multiline_strings=True).encode("utf-8")
+    doc = task_to_doc(task)
+    # A raw CR inside a multi-line string reads back as a plain newline, so
+    # text holding one is written as an escaped single-line string instead.
+    return tomli_w.dumps(doc, multiline_strings=not _has_cr(doc)).encode("utf-8")
 
 
 def dump_store_config(cfg: StoreConfig) -> bytes:
@@ -354,7 +373,7 @@ def task_from_input(
         )
     try:
         return task_from_doc(doc, expected_id=None, path=f"task {raw.get('id')!r}")
-    except StoreCorrupt as e:
+    except (StoreCorrupt, SchemaTooNew) as e:
         raise BadInput(e.message.replace("task ", "new task ", 1), **e.details) from None
 
 

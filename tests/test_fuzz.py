@@ -9,7 +9,8 @@ agent sharing the store.
 from __future__ import annotations
 
 import time
-from datetime import UTC, date, datetime, time as dtime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import time as dtime
 from typing import Any
 
 import tomli_w
@@ -104,8 +105,9 @@ _scalars = (
     | st.floats(allow_nan=True)
     | st.booleans()
     | st.text(max_size=20)
-    | st.datetimes(timezones=st.none() | st.builds(timezone, st.timedeltas(timedelta(hours=-23), timedelta(hours=23))))
-    .map(lambda d: d.replace(microsecond=0))
+    | st.datetimes(
+        timezones=st.none() | st.builds(timezone, st.timedeltas(timedelta(hours=-23), timedelta(hours=23)))
+    ).map(lambda d: d.replace(microsecond=0))
     | st.dates()
     | st.times().map(lambda t: t.replace(microsecond=0))
 )
