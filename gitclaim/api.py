@@ -25,8 +25,8 @@ import os
 import random
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import audit, rules
@@ -37,6 +37,7 @@ from .errors import (
     BadInput,
     LostRace,
     NothingReady,
+    SchemaTooNew,
     StoreCorrupt,
 )
 from .gitrepo import BranchMoved, Repo, Transport, require
@@ -51,8 +52,10 @@ from .ids import (
 )
 from .model import (
     DEFAULT_PRIORITY,
+    State,
     StoreConfig,
     Task,
+    _iso,
     dump_store_config,
     dump_task,
     task_from_input,
@@ -100,6 +103,8 @@ class OpResult:
     commit: str | None  # None when nothing changed (a re-claim by the holder)
     changed: bool
     retries: int
+    previous_holder: str | None = None  # whose claim a takeover, reset or handoff ended
+    also: tuple[Task, ...] = ()  # other tasks changed in the same commit (retry's downstream)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -110,7 +115,60 @@ class OpResult:
             "commit": self.commit,
             "changed": self.changed,
             "retries": self.retries,
+            "previous_holder": self.previous_holder,
+            "also": [t.to_json() for t in self.also],
         }
+
+
+@dataclass(frozen=True)
+class StaleClaim:
+    task: Task
+    holder: str
+    claimed_at: datetime
+    lease_expires: datetime | None
+    last_seen: datetime | None
+    reason: str  # "expired" (lease ran out) or "silent" (no heartbeat for long)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "task": self.task.id,
+            "state": self.task.state.value,
+            "holder": self.holder,
+            "claimed_at": _iso(self.claimed_at),
+            "lease_expires": _iso(self.lease_expires),
+            "last_seen": _iso(self.last_seen),
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class StaleReport:
+    claims: tuple[StaleClaim, ...]
+    commit: str
+    now: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {"claims": [c.to_json() for c in self.claims], "commit": self.commit, "now": _iso(self.now)}
+
+
+@dataclass(frozen=True)
+class ReapResult:
+    reaped: tuple[StaleClaim, ...]
+    commit: str | None
+    retries: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reaped": [c.to_json() for c in self.reaped], "commit": self.commit, "retries": self.retries}
+
+
+@dataclass(frozen=True)
+class HeartbeatResult:
+    agent: str
+    at: datetime
+    holding: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"agent": self.agent, "at": _iso(self.at), "holding": list(self.holding)}
 
 
 @dataclass(frozen=True)
@@ -440,35 +498,42 @@ class Store:
         assert out.commit is not None
         return AddResult(out.value, out.commit, out.retries)
 
-    # --- claiming and the verbs ---------------------------------------------
+    # --- claiming ------------------------------------------------------------
 
-    def claim(self, task_id: str, *, agent: str | None = None) -> OpResult:
+    def claim(self, task_id: str, *, agent: str | None = None, ttl: int | None = None) -> OpResult:
         """Claim one task for the agent: one commit, pushed with compare-and-swap.
 
-        A re-claim by the holder succeeds and changes nothing. Raises
-        :class:`LostRace` (held by another; details name holder, time and
-        commit), :class:`NotClaimable`, :class:`Blocked`, :class:`NotFound`,
-        :class:`RemoteUnreachable`, :class:`RetriesExhausted`.
+        ``ttl`` gives the claim a lease of that many seconds (0: none; default:
+        the store's ``defaults.lease_seconds``). A task whose lease expired is
+        taken over, and the commit names the previous holder. A re-claim by the
+        holder succeeds and changes nothing. Raises :class:`LostRace` (held by
+        another; details name holder, time and commit), :class:`NotClaimable`,
+        :class:`Blocked`, :class:`NotFound`, :class:`RemoteUnreachable`,
+        :class:`RetriesExhausted`.
         """
         who = self.whoami(agent)
         validate_id(task_id)
+        _check_ttl(ttl)
 
         def decide(snap: Snapshot, attempt: int) -> Write[OpResult] | NoWrite[OpResult]:
             task = snap.require(task_id)
-            return self._claim_decision(snap, task, who)
+            return self._claim_decision(snap, task, who, "claim", ttl)
 
         return self._run_claim(who, decide)
 
-    def next(self, *, agent: str | None = None) -> OpResult:
-        """Claim the best ready task; having lost a race, go on to another.
-
-        Raises :class:`NothingReady` and what :meth:`claim` raises.
+    def next(self, *, agent: str | None = None, ttl: int | None = None) -> OpResult:
+        """Claim the best ready task (or one whose lease expired); having lost a
+        race, go on to another. Raises :class:`NothingReady` and what
+        :meth:`claim` raises.
         """
         who = self.whoami(agent)
+        _check_ttl(ttl)
 
         def decide(snap: Snapshot, attempt: int) -> Write[OpResult] | NoWrite[OpResult]:
             tasks, _problems = snap.scan()
-            cands = rules.ready(tasks)
+            now = utc(self.clock())
+            seen = self._alive_if_needed(tasks, now)
+            cands = rules.ready(tasks, now=now, last_seen=seen)
             if not cands:
                 held = sum(1 for t in tasks if t.holder is not None)
                 raise NothingReady(
@@ -479,23 +544,51 @@ class Store:
             # First try the best task; once we lost a race, spread out among
             # the best few so that racing agents stop colliding on one task.
             pick = cands[0] if attempt == 0 else self.rng.choice(cands[:NEXT_SPREAD])
-            return self._claim_decision(snap, pick, who, op="next")
+            return self._claim_decision(snap, pick, who, "next", ttl, seen)
 
         return self._run_claim(who, decide)
 
+    def _alive_if_needed(self, tasks: Iterable[Task], now: datetime) -> dict[str, datetime]:
+        """Heartbeats, fetched only when some lease looks expired without them."""
+        for t in tasks:
+            if t.state is State.ACTIVE and t.claim is not None and rules.lease_expired(t.claim, now, None):
+                return self.transport.fetch_alive()
+        return {}
+
     def _claim_decision(
-        self, snap: Snapshot, task: Task, who: str, op: str = "claim"
+        self,
+        snap: Snapshot,
+        task: Task,
+        who: str,
+        op: str,
+        ttl: int | None,
+        seen: Mapping[str, datetime] | None = None,
     ) -> Write[OpResult] | NoWrite[OpResult]:
+        now = utc(self.clock())
         deps = snap.tasks_by_id(task.depends_on)
-        verdict = rules.check_claim(task, deps, who)
+        if seen is None:
+            seen = self._alive_if_needed([task], now)
+        verdict = rules.check_claim(task, deps, who, now=now, last_seen=seen)
         if verdict is rules.ClaimVerdict.ALREADY_HELD:
             return NoWrite(OpResult(op, task, task.state.value, None, False, 0))
-        new = rules.apply_claim(task, who, self.clock())
-        msg = audit.message(
-            f"claim {task.id} by {who}",
-            [("Op", "claim"), ("Task", task.id), ("Agent", who), ("From", task.state.value), ("To", new.state.value)],
-        )
-        return Write({task_path(task.id): dump_task(new)}, msg, OpResult(op, new, task.state.value, None, True, 0))
+        lease = snap.config.lease_seconds if ttl is None else ttl
+        new = rules.apply_claim(task, who, now, lease or None)
+        trailers = [("Op", "claim"), ("Task", task.id), ("Agent", who), ("From", task.state.value), ("To", "active")]
+        previous = None
+        if verdict is rules.ClaimVerdict.TAKEOVER:
+            assert task.claim is not None
+            previous = task.claim.holder
+            expiry = rules.lease_expiry(task.claim, seen.get(previous))
+            subject = f"take over {task.id} from {previous} by {who} (lease expired {_iso(expiry)})"
+            trailers[0] = ("Op", "takeover")
+            trailers.append(("Previous-Holder", previous))
+        else:
+            subject = f"claim {task.id} by {who}"
+        if new.claim is not None and new.claim.lease_seconds:
+            trailers.append(("Lease-Seconds", str(new.claim.lease_seconds)))
+        msg = audit.message(subject, trailers)
+        result = OpResult(op, new, task.state.value, None, True, 0, previous_holder=previous)
+        return Write({task_path(task.id): dump_task(new)}, msg, result)
 
     def _run_claim(self, who: str, decide: Callable[[Snapshot, int], Write[OpResult] | NoWrite[OpResult]]) -> OpResult:
         try:
@@ -512,53 +605,284 @@ class Store:
                     e.message += f" (commit {commit[:10]})"
                     e.args = (e.message,)
             raise
-        r = out.value
-        return OpResult(r.op, r.task, r.previous_state, out.commit, r.changed, out.retries)
+        return _with_commit(out)
 
     def _find_claim(self, tip: str, task_id: str, holder: str, limit: int = 5000) -> str | None:
         for e in self._entries(tip, limit):
-            if e.op == "claim" and task_id in e.tasks and e.agent == holder:
-                return e.commit
+            if e.op in ("claim", "takeover", "handoff") and task_id in e.tasks:
+                if e.op == "handoff" and e.trailers.get("To-Agent", ("",))[0] == holder:
+                    return e.commit
+                if e.op != "handoff" and e.agent == holder:
+                    return e.commit
         return None
+
+    # --- the other verbs -----------------------------------------------------
 
     def release(self, task_id: str, *, agent: str | None = None) -> OpResult:
         """Give a claimed task back to the queue. Only the holder may.
 
         Raises :class:`NotHolder`, :class:`NotClaimable` (not active), :class:`NotFound`.
         """
-        return self._holder_verb("release", task_id, agent, rules.check_release, rules.apply_release)
+        return self._verb("release", task_id, agent)
 
     def done(self, task_id: str, *, agent: str | None = None) -> OpResult:
-        """Mark the agent's active task done. Only the holder may.
+        """Finish a task: the holder of an active task, or anyone approving one in review.
 
-        Raises :class:`NotHolder`, :class:`NotClaimable` (not active), :class:`NotFound`.
+        Raises :class:`NotHolder`, :class:`NotClaimable`, :class:`NotFound`.
         """
-        return self._holder_verb("done", task_id, agent, rules.check_done, rules.apply_done)
+        return self._verb("done", task_id, agent)
 
-    def _holder_verb(
+    def handoff(self, task_id: str, to: str, *, agent: str | None = None) -> OpResult:
+        """Pass an active task to another agent; the commit records both. Holder only."""
+        validate_agent(to)
+        return self._verb("handoff", task_id, agent, to=to)
+
+    def wait(self, task_id: str, waiting_for: str, *, agent: str | None = None) -> OpResult:
+        """Park the holder's task until ``waiting_for`` happens; the holder keeps it."""
+        text = audit.one_line(waiting_for, 200)
+        if not text:
+            raise BadInput("say what the task waits for (--for TEXT)")
+        return self._verb("wait", task_id, agent, fields={"waiting_for": text}, note=text)
+
+    def resume(self, task_id: str, *, agent: str | None = None) -> OpResult:
+        """Continue a waiting task (holder only)."""
+        return self._verb("resume", task_id, agent)
+
+    def review(self, task_id: str, *, agent: str | None = None) -> OpResult:
+        """Ask for review; the holder stays, anyone may then ``done`` or ``reopen`` it."""
+        return self._verb("review", task_id, agent)
+
+    def fail(self, task_id: str, reason: str, *, agent: str | None = None) -> OpResult:
+        """The holder gives up on the task, saying why."""
+        text = audit.one_line(reason, 500)
+        if not text:
+            raise BadInput("say why the task failed (--reason TEXT)")
+        return self._verb("fail", task_id, agent, fields={"fail_reason": text}, note=text)
+
+    def cancel(self, task_id: str, *, agent: str | None = None) -> OpResult:
+        """Drop a task: anyone if unheld, the holder if held."""
+        return self._verb("cancel", task_id, agent)
+
+    def reopen(self, task_id: str, *, agent: str | None = None) -> OpResult:
+        """Put a done, cancelled, failed or reviewed task back in the queue."""
+        return self._verb("reopen", task_id, agent)
+
+    def reset(self, task_id: str, *, agent: str | None = None) -> OpResult:
+        """Clear anyone's claim and put the task back (an operator's override);
+        the commit records whom it was taken from."""
+        return self._verb("reset", task_id, agent)
+
+    def retry(self, task_id: str, *, agent: str | None = None) -> OpResult:
+        """Run a failed or done task again. In the same commit, clear the claims
+        of every task downstream of it (transitively), which were built on the
+        old result."""
+        return self._verb("retry", task_id, agent)
+
+    def _verb(
         self,
-        op: str,
+        verb: str,
         task_id: str,
         agent: str | None,
-        check: Callable[[Task, str], None],
-        apply: Callable[[Task], Task],
+        *,
+        to: str | None = None,
+        fields: Mapping[str, Any] | None = None,
+        note: str = "",
     ) -> OpResult:
         who = self.whoami(agent)
         validate_id(task_id)
 
         def decide(snap: Snapshot, attempt: int) -> Write[OpResult]:
             task = snap.require(task_id)
-            check(task, who)
-            new = apply(task)
+            row = rules.check_move(verb, task, who)
+            if verb == "handoff" and task.holder == to:
+                raise BadInput(f"{task_id} is already held by {to}", task=task_id, to=to)
+            now = utc(self.clock())
+            new = rules.apply_move(row, task, now=now, to=to, **(fields or {}))
+            files = {task_path(task.id): dump_task(new)}
+            trailers = [("Op", verb), ("Task", task.id), ("Agent", who), ("From", task.state.value)]
+            trailers.append(("To", new.state.value))
+            # whose claim this ended, when it was not the caller's own
+            previous = task.holder if task.holder not in (None, new.holder, who) else None
+            if previous is not None:
+                trailers.append(("Previous-Holder", previous))
+            if to is not None:
+                trailers.append(("To-Agent", to))
+            if note:
+                trailers.append(("Note", note))
+            also: list[Task] = []
+            if verb == "retry":
+                tasks, _ = snap.scan()
+                by_id = {t.id: t for t in tasks}
+                for down_id in rules.downstream(tasks, task.id):
+                    down = by_id[down_id]
+                    if down.state in rules.CLAIMED and down.claim is not None:
+                        cleared = down.evolve(state=State.TODO, claim=None, waiting_for=None)
+                        files[task_path(down_id)] = dump_task(cleared)
+                        also.append(cleared)
+                        trailers.append(("Cleared", f"{down_id} from {down.claim.holder}"))
+            subject = {
+                "handoff": f"hand off {task.id} from {who} to {to}",
+                "reset": f"reset {task.id} by {who}" + (f" (was held by {previous})" if previous else ""),
+                "retry": f"retry {task.id} by {who}" + (f", clearing {len(also)} downstream claims" if also else ""),
+                "wait": f"wait on {task.id} by {who}: {note}",
+                "fail": f"fail {task.id} by {who}: {note}",
+            }.get(verb, f"{verb} {task.id} by {who}")
+            msg = audit.message(subject, trailers)
+            result = OpResult(verb, new, task.state.value, None, True, 0, previous_holder=previous, also=tuple(also))
+            return Write(files, msg, result)
+
+        return _with_commit(self._mutate(who, decide))
+
+    # --- editing -------------------------------------------------------------
+
+    def edit(self, task_id: str, changes: Mapping[str, str], *, agent: str | None = None) -> OpResult:
+        """Change plain fields: ``changes`` maps a field to its new value as text.
+
+        Lists (tags, depends_on, acceptance) take comma-separated text or a TOML
+        array; other fields not owned by gitclaim take any TOML value (or plain
+        text). ``state`` may move only among backlog, todo and someday; claim
+        fields change only through verbs. Raises :class:`BadInput`.
+        """
+        who = self.whoami(agent)
+        validate_id(task_id)
+        if not changes:
+            raise BadInput("nothing to change: give --set FIELD=VALUE")
+
+        def decide(snap: Snapshot, attempt: int) -> Write[OpResult]:
+            task = snap.require(task_id)
+            new = _edited(task, changes)
+            if new.state is not task.state:
+                rules.check_move("edit", task, who)
+                if new.state not in rules.PLANNING:
+                    raise BadInput(
+                        f"edit moves a task only among {', '.join(sorted(s.value for s in rules.PLANNING))};"
+                        f" use a verb to make it {new.state.value}",
+                        task=task_id,
+                    )
+            if new.depends_on != task.depends_on:
+                _check_new_deps(snap, {new.id: new})
             msg = audit.message(
-                f"{op} {task.id} by {who}",
-                [("Op", op), ("Task", task.id), ("Agent", who), ("From", task.state.value), ("To", new.state.value)],
+                f"edit {task.id} by {who}: {', '.join(sorted(changes))}",
+                [("Op", "edit"), ("Task", task.id), ("Agent", who), ("From", task.state.value),
+                 ("To", new.state.value), *[("Field", k) for k in sorted(changes)]],
+            )  # fmt: skip
+            return Write(
+                {task_path(task.id): dump_task(new)}, msg, OpResult("edit", new, task.state.value, None, True, 0)
             )
-            return Write({task_path(task.id): dump_task(new)}, msg, OpResult(op, new, task.state.value, None, True, 0))
+
+        return _with_commit(self._mutate(who, decide))
+
+    # --- leases --------------------------------------------------------------
+
+    def heartbeat(self, *, agent: str | None = None) -> HeartbeatResult:
+        """Renew every lease the agent holds, by overwriting its liveness ref.
+
+        Adds no commit to the store branch and never contends with claims.
+        """
+        who = self.whoami(agent)
+        now = utc(self.clock())
+        msg = audit.message(f"heartbeat {who}", [("Op", "heartbeat"), ("Agent", who), ("At", _iso(now) or "")])
+        commit = self.repo.write_commit(None, {}, msg, who, agent_email(who), now)
+        self.transport.push_alive(who, commit)
+        tip = self.transport.local_tip()
+        holding: tuple[str, ...] = ()
+        if tip is not None and self.repo.has(tip):
+            tasks, _ = self.snapshot(tip).scan()
+            holding = tuple(t.id for t in tasks if t.holder == who)
+        return HeartbeatResult(who, now, holding)
+
+    def stale(self, *, silent_after: int | None = None, offline: bool = False) -> StaleReport:
+        """Claims whose lease expired, and (with ``silent_after`` seconds) claims
+        whose holder has not been heard from for that long."""
+        tip = self._tip(offline)
+        tasks, _ = self.snapshot(tip).scan()
+        now = utc(self.clock())
+        seen = self.transport.fetch_alive()
+        return StaleReport(tuple(_stale_claims(tasks, now, seen, silent_after)), tip, now)
+
+    def reap(self, *, silent_after: int | None = None, agent: str | None = None) -> ReapResult:
+        """Return every expired (or, with ``silent_after``, silent) claim to the
+        queue in one commit that records whom each was taken from."""
+        who = self.whoami(agent)
+
+        def decide(snap: Snapshot, attempt: int) -> Write[tuple[StaleClaim, ...]] | NoWrite[tuple[StaleClaim, ...]]:
+            tasks, _ = snap.scan()
+            now = utc(self.clock())
+            found = _stale_claims(tasks, now, self.transport.fetch_alive(), silent_after)
+            if not found:
+                return NoWrite(())
+            files = {}
+            trailers = [("Op", "reap"), ("Agent", who)]
+            for st in found:
+                files[task_path(st.task.id)] = dump_task(st.task.evolve(state=State.TODO, claim=None, waiting_for=None))
+                trailers.append(("Task", st.task.id))
+                trailers.append(("Cleared", f"{st.task.id} from {st.holder} ({st.reason})"))
+            subject = f"reap {len(found)} stale claims by {who}: {audit.ids_phrase(st.task.id for st in found)}"
+            return Write(files, audit.message(subject, trailers), tuple(found))
 
         out = self._mutate(who, decide)
-        r = out.value
-        return OpResult(r.op, r.task, r.previous_state, out.commit, True, out.retries)
+        return ReapResult(out.value, out.commit, out.retries)
+
+
+def _check_ttl(ttl: int | None) -> None:
+    if ttl is not None and (ttl < 0 or ttl > 366 * 86400):
+        raise BadInput(f"--ttl must be 0 (no lease) to {366 * 86400} seconds, got {ttl}", ttl=ttl)
+
+
+def _with_commit(out: Outcome[OpResult]) -> OpResult:
+    return replace(out.value, commit=out.commit, retries=out.retries)
+
+
+def _stale_claims(
+    tasks: Iterable[Task], now: datetime, seen: Mapping[str, datetime], silent_after: int | None
+) -> list[StaleClaim]:
+    out = []
+    for t in tasks:
+        c = t.claim
+        if c is None or t.state not in rules.CLAIMED:
+            continue
+        last = seen.get(c.holder)
+        expiry = rules.lease_expiry(c, last)
+        if t.state is State.ACTIVE and expiry is not None and now >= expiry:
+            out.append(StaleClaim(t, c.holder, c.claimed_at, expiry, last, "expired"))
+        elif silent_after is not None and now - max(last or c.claimed_at, c.claimed_at) >= timedelta(
+            seconds=silent_after
+        ):
+            out.append(StaleClaim(t, c.holder, c.claimed_at, expiry, last, "silent"))
+    out.sort(key=lambda s: s.task.id)
+    return out
+
+
+_LIST_FIELDS = ("tags", "depends_on", "acceptance")
+_OWNED = ("schema", "id", "claim", "created_at", "created_by", "waiting_for", "fail_reason")
+
+
+def _edited(task: Task, changes: Mapping[str, str]) -> Task:
+    """The task with ``changes`` applied and validated. Pure. Raises :class:`BadInput`."""
+    import tomllib
+
+    from .model import task_from_doc, task_to_doc
+
+    doc = task_to_doc(task)
+    for key, text in changes.items():
+        if key in _OWNED:
+            raise BadInput(f"{key!r} cannot be edited; claims change only through verbs", field=key)
+        if not key or not all(ch.isalnum() or ch in "_-" for ch in key):
+            raise BadInput(f"illegal field name {key!r}", field=key)
+        value: Any
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text
+        if key in _LIST_FIELDS and not isinstance(value, list):
+            value = [part.strip() for part in text.split(",") if part.strip()]
+        if key in ("title", "description", "state") and not isinstance(value, str):
+            value = text
+        doc[key] = value
+    try:
+        return task_from_doc(doc, expected_id=task.id, path=f"task {task.id}")
+    except (StoreCorrupt, SchemaTooNew) as e:
+        raise BadInput(e.message.replace(f"task {task.id}: ", f"edit of {task.id}: ", 1), task=task.id) from None
 
 
 def _check_new_deps(snap: Snapshot, batch: Mapping[str, Task]) -> None:

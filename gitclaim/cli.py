@@ -188,18 +188,23 @@ def show(
     _run("show", as_json, lambda: _store().show(task_id, offline=offline), "task_view")
 
 
+TtlOpt = Annotated[
+    int | None,
+    typer.Option("--ttl", help="Lease in seconds; renew with `heartbeat` (0: none; default: the store's)."),
+]
+IdArg = Annotated[str, typer.Argument(metavar="ID")]
+
+
 @app.command()
-def claim(
-    task_id: Annotated[str, typer.Argument(metavar="ID")], agent: AgentOpt = None, as_json: JsonOpt = False
-) -> None:
+def claim(task_id: IdArg, agent: AgentOpt = None, ttl: TtlOpt = None, as_json: JsonOpt = False) -> None:
     """Claim a task: one commit, pushed with compare-and-swap. Exactly one agent wins."""
-    _run("claim", as_json, lambda: _store().claim(task_id, agent=agent), "op")
+    _run("claim", as_json, lambda: _store().claim(task_id, agent=agent, ttl=ttl), "op")
 
 
 @app.command("next")
-def next_(agent: AgentOpt = None, as_json: JsonOpt = False) -> None:
+def next_(agent: AgentOpt = None, ttl: TtlOpt = None, as_json: JsonOpt = False) -> None:
     """Claim the best ready task; having lost a race, go on to the next."""
-    _run("next", as_json, lambda: _store().next(agent=agent), "op")
+    _run("next", as_json, lambda: _store().next(agent=agent, ttl=ttl), "op")
 
 
 @app.command()
@@ -216,6 +221,119 @@ def done(
 ) -> None:
     """Mark your claimed task done."""
     _run("done", as_json, lambda: _store().done(task_id, agent=agent), "op")
+
+
+@app.command()
+def handoff(
+    task_id: IdArg,
+    to: Annotated[str, typer.Option("--to", help="The agent who takes the task over.")],
+    agent: AgentOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Pass your active task to another agent; the commit records both."""
+    _run("handoff", as_json, lambda: _store().handoff(task_id, to, agent=agent), "op")
+
+
+@app.command()
+def wait(
+    task_id: IdArg,
+    waiting_for: Annotated[str, typer.Option("--for", help="What the task waits for.")],
+    agent: AgentOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Park your task until something outside the queue happens (you keep it)."""
+    _run("wait", as_json, lambda: _store().wait(task_id, waiting_for, agent=agent), "op")
+
+
+@app.command()
+def resume(task_id: IdArg, agent: AgentOpt = None, as_json: JsonOpt = False) -> None:
+    """Continue your waiting task."""
+    _run("resume", as_json, lambda: _store().resume(task_id, agent=agent), "op")
+
+
+@app.command()
+def review(task_id: IdArg, agent: AgentOpt = None, as_json: JsonOpt = False) -> None:
+    """Ask for review of your task; anyone may then `done` or `reopen` it."""
+    _run("review", as_json, lambda: _store().review(task_id, agent=agent), "op")
+
+
+@app.command()
+def fail(
+    task_id: IdArg,
+    reason: Annotated[str, typer.Option("--reason", help="Why the task failed.")],
+    agent: AgentOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Give up on your task, saying why."""
+    _run("fail", as_json, lambda: _store().fail(task_id, reason, agent=agent), "op")
+
+
+@app.command()
+def cancel(task_id: IdArg, agent: AgentOpt = None, as_json: JsonOpt = False) -> None:
+    """Drop a task (anyone if unheld; the holder if held)."""
+    _run("cancel", as_json, lambda: _store().cancel(task_id, agent=agent), "op")
+
+
+@app.command()
+def reopen(task_id: IdArg, agent: AgentOpt = None, as_json: JsonOpt = False) -> None:
+    """Put a done, cancelled, failed or reviewed task back in the queue."""
+    _run("reopen", as_json, lambda: _store().reopen(task_id, agent=agent), "op")
+
+
+@app.command()
+def reset(task_id: IdArg, agent: AgentOpt = None, as_json: JsonOpt = False) -> None:
+    """Clear anyone's claim on a task and put it back (records whom it was taken from)."""
+    _run("reset", as_json, lambda: _store().reset(task_id, agent=agent), "op")
+
+
+@app.command()
+def retry(task_id: IdArg, agent: AgentOpt = None, as_json: JsonOpt = False) -> None:
+    """Run a failed or done task again, clearing claims downstream of it in the same commit."""
+    _run("retry", as_json, lambda: _store().retry(task_id, agent=agent), "op")
+
+
+@app.command()
+def edit(
+    task_id: IdArg,
+    sets: Annotated[list[str], typer.Option("--set", help="FIELD=VALUE (repeat).")],
+    agent: AgentOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change plain fields (title, priority, tags, depends_on, your own fields...)."""
+
+    def go() -> _Jsonable:
+        changes: dict[str, str] = {}
+        for item in sets:
+            key, eq, value = item.partition("=")
+            if not eq:
+                raise BadInput(f"--set takes FIELD=VALUE, got {item!r}")
+            changes[key.strip()] = value
+        return _store().edit(task_id, changes, agent=agent)
+
+    _run("edit", as_json, go, "op")
+
+
+@app.command()
+def heartbeat(agent: AgentOpt = None, as_json: JsonOpt = False) -> None:
+    """Renew the leases you hold (no commit on the store branch)."""
+    _run("heartbeat", as_json, lambda: _store().heartbeat(agent=agent), "heartbeat")
+
+
+SilentOpt = Annotated[
+    int | None, typer.Option("--silent-after", help="Also count claims whose holder was silent this many seconds.")
+]
+
+
+@app.command()
+def stale(silent_after: SilentOpt = None, offline: OfflineOpt = False, as_json: JsonOpt = False) -> None:
+    """Claims whose lease expired (and, with --silent-after, whose holder went quiet)."""
+    _run("stale", as_json, lambda: _store().stale(silent_after=silent_after, offline=offline), "stale")
+
+
+@app.command()
+def reap(silent_after: SilentOpt = None, agent: AgentOpt = None, as_json: JsonOpt = False) -> None:
+    """Return every stale claim to the queue, in one commit."""
+    _run("reap", as_json, lambda: _store().reap(silent_after=silent_after, agent=agent), "reaped")
 
 
 @app.command()

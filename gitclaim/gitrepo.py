@@ -38,6 +38,10 @@ from pygit2.enums import FetchPrune, FileMode, ObjectType, Option, RepositoryOpe
 from .errors import BadInput, NotInitialized, PushRejected, RemoteUnreachable, StoreCorrupt
 
 ZERO = "0" * 40
+# Liveness lives outside the audited branch: one ref per agent, overwritten by
+# each heartbeat, so renewals neither add commits to the branch nor contend
+# with claims (they move a different ref).
+ALIVE_PREFIX = "refs/gitclaim/alive/"
 
 # Every network operation is bounded: an unreachable host must not hang an agent.
 pygit2.option(Option.SET_SERVER_CONNECT_TIMEOUT, int(os.environ.get("GITCLAIM_CONNECT_TIMEOUT_MS", "10000")))
@@ -125,6 +129,18 @@ class Repo:
                 self.repo.references.create(name, oid, force=True)
         except (pygit2.GitError, KeyError):
             pass
+
+    def refs_under(self, prefix: str) -> dict[str, str]:
+        return {
+            name[len(prefix) :]: str(self.repo.references[name].target)
+            for name in self.repo.references
+            if name.startswith(prefix)
+        }
+
+    def commit_time(self, oid: str) -> datetime:
+        c = self.repo[oid]
+        assert isinstance(c, pygit2.Commit)
+        return datetime.fromtimestamp(c.author.time, UTC)
 
     def commit_tree(self, commit: str) -> pygit2.Tree:
         try:
@@ -303,9 +319,17 @@ class Transport:
         """
         raise NotImplementedError
 
-    def _libgit2_fetch(self) -> None:
+    def push_alive(self, agent: str, commit: str) -> None:
+        """Overwrite the agent's liveness ref (not compare-and-swap: it is the agent's own)."""
+        raise NotImplementedError
+
+    def fetch_alive(self) -> dict[str, datetime]:
+        """Each agent's last heartbeat, from the remote's liveness refs."""
+        raise NotImplementedError
+
+    def _libgit2_fetch(self, spec: str | None = None) -> None:
         remote = self.repo.repo.remotes[self.remote]
-        spec = f"+{self.remote_ref}:{self.tracking_ref}"
+        spec = spec or f"+{self.remote_ref}:{self.tracking_ref}"
         try:
             remote.fetch([spec], prune=FetchPrune.PRUNE)
         except pygit2.GitError as e:
@@ -355,6 +379,29 @@ class LocalTransport(Transport):
                 raise RemoteUnreachable(f"fetch from {self.path} did not bring {tip}", remote=self.remote)
         self.repo.set_ref(self.tracking_ref, tip, "gitclaim: fetch")
         return tip
+
+    def push_alive(self, agent: str, commit: str) -> None:
+        remote = self._open()
+        ref = ALIVE_PREFIX + agent
+        try:
+            self._copy_objects(commit)
+            with remote.transaction() as txn:
+                txn.lock_ref(ref)
+                txn.set_target(ref, pygit2.Oid(hex=commit), message="gitclaim: heartbeat")
+        except (pygit2.GitError, OSError) as e:
+            raise RemoteUnreachable(
+                f"cannot write {ref} in {self.path}: {_git_error_text(e)}", remote=self.remote
+            ) from None
+
+    def fetch_alive(self) -> dict[str, datetime]:
+        remote = self._open()
+        out: dict[str, datetime] = {}
+        for name in remote.references:
+            if name.startswith(ALIVE_PREFIX):
+                obj = remote[remote.references[name].target]
+                if isinstance(obj, pygit2.Commit):
+                    out[name[len(ALIVE_PREFIX) :]] = datetime.fromtimestamp(obj.author.time, UTC)
+        return out
 
     def _copy_objects(self, new: str) -> None:
         src = self.repo.repo.odb
@@ -408,9 +455,10 @@ _RACE_WORDS = ("fetch first", "non-fast-forward", "non-fastforward", "failed to 
 
 
 class _PushCallbacks(pygit2.RemoteCallbacks):
-    def __init__(self, dst_ref: str, expected: str | None) -> None:
+    def __init__(self, dst_ref: str, expected: str | None, *, check_old: bool = True) -> None:
         super().__init__()
         self.dst_ref = dst_ref
+        self.check_old = check_old
         self.expected = expected or ZERO
         self.moved_to: str | None = None
         self.moved = False
@@ -419,7 +467,7 @@ class _PushCallbacks(pygit2.RemoteCallbacks):
 
     def push_negotiation(self, updates: list[Any]) -> None:
         for u in updates:
-            if u.dst_refname == self.dst_ref and str(u.src) != self.expected:
+            if self.check_old and u.dst_refname == self.dst_ref and str(u.src) != self.expected:
                 self.moved = True
                 self.moved_to = str(u.src)
                 raise BranchMoved(self.moved_to)
@@ -442,6 +490,30 @@ class NetworkTransport(Transport):
     def fetch(self) -> str | None:
         self._libgit2_fetch()
         return self.repo.ref(self.tracking_ref)
+
+    def push_alive(self, agent: str, commit: str) -> None:
+        tmp = f"refs/gitclaim/push/{uuid.uuid4().hex}"
+        git = self.repo.repo
+        git.references.create(tmp, commit, force=True)
+        cb = _PushCallbacks(ALIVE_PREFIX + agent, None, check_old=False)
+        try:
+            git.remotes[self.remote].push([f"+{tmp}:{ALIVE_PREFIX}{agent}"], callbacks=cb)
+        except pygit2.GitError as e:
+            raise RemoteUnreachable(
+                f"cannot push the heartbeat of {agent} to {self.remote} ({self.url}): {_git_error_text(e)}",
+                remote=self.remote,
+                url=self.url,
+            ) from None
+        finally:
+            with contextlib.suppress(KeyError, pygit2.GitError):
+                git.references.delete(tmp)
+        if cb.refused is not None:
+            raise PushRejected(f"the remote refused the heartbeat of {agent}: {cb.refused}", reason=cb.refused)
+
+    def fetch_alive(self) -> dict[str, datetime]:
+        local = f"refs/gitclaim/seen/{self.remote}/"
+        self._libgit2_fetch(f"+{ALIVE_PREFIX}*:{local}*")
+        return {agent: self.repo.commit_time(oid) for agent, oid in self.repo.refs_under(local).items()}
 
     def push(self, new: str, expected: str | None) -> None:
         # libgit2 pushes from a ref, so give the commit a private, unique one.

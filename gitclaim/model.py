@@ -44,6 +44,7 @@ CLAIMABLE = frozenset({State.BACKLOG, State.TODO})
 class Claim:
     holder: str
     claimed_at: datetime
+    lease_seconds: int | None = None  # None: no lease, the claim never expires
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -60,6 +61,8 @@ class Task:
     created_at: datetime | None = None
     created_by: str | None = None
     claim: Claim | None = None
+    waiting_for: str | None = None
+    fail_reason: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -83,7 +86,13 @@ class Task:
             "created_by": self.created_by,
             "claim": None
             if self.claim is None
-            else {"holder": self.claim.holder, "claimed_at": _iso(self.claim.claimed_at)},
+            else {
+                "holder": self.claim.holder,
+                "claimed_at": _iso(self.claim.claimed_at),
+                "lease_seconds": self.claim.lease_seconds,
+            },
+            "waiting_for": self.waiting_for,
+            "fail_reason": self.fail_reason,
             "extra": _jsonable(dict(self.extra)),
         }
 
@@ -91,8 +100,9 @@ class Task:
 TASK_FIELDS = (
     "schema", "id", "title", "state", "priority", "depends_on", "tags",
     "description", "acceptance", "created_at", "created_by", "claim",
+    "waiting_for", "fail_reason",
 )  # fmt: skip
-CLAIM_FIELDS = ("holder", "claimed_at")
+CLAIM_FIELDS = ("holder", "claimed_at", "lease_seconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +112,7 @@ class StoreConfig:
     schema: int = SCHEMA
     default_priority: int = DEFAULT_PRIORITY
     id_prefix: str = "gc-"
+    lease_seconds: int = 0  # 0: claims carry no lease unless asked for
     created_at: datetime | None = None
     created_by: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -229,14 +240,21 @@ def task_from_doc(doc: Mapping[str, Any], *, expected_id: str | None, path: str)
                 raise _Bad(f"'claim.holder' {holder!r} is not a legal agent name") from None
             if "claimed_at" not in raw_claim:
                 raise _Bad("'claim.claimed_at' is missing")
+            lease = raw_claim.get("lease_seconds")
+            if lease is not None and (isinstance(lease, bool) or not isinstance(lease, int) or lease <= 0):
+                raise _Bad(f"'claim.lease_seconds' must be a positive integer, got {lease!r}")
             claim = Claim(
                 holder=str(holder),
                 claimed_at=_when(raw_claim["claimed_at"], "claim.claimed_at"),
+                lease_seconds=lease,
                 extra={k: v for k, v in raw_claim.items() if k not in CLAIM_FIELDS},
             )
         state = State(raw_state)
-        if state is State.ACTIVE and claim is None:
-            raise _Bad("an active task must have a [claim] table with holder and claimed_at")
+        if state in (State.ACTIVE, State.WAITING, State.REVIEW) and claim is None:
+            raise _Bad(f"a task in state {state.value} must have a [claim] table with holder and claimed_at")
+        for key in ("waiting_for", "fail_reason"):
+            if key in doc and not isinstance(doc[key], str):
+                raise _Bad(f"'{key}' must be a string, got {doc[key]!r}")
         return Task(
             id=tid,
             title=_req_str(doc, "title"),
@@ -249,6 +267,8 @@ def task_from_doc(doc: Mapping[str, Any], *, expected_id: str | None, path: str)
             created_at=created_at,
             created_by=created_by,
             claim=claim,
+            waiting_for=doc.get("waiting_for"),
+            fail_reason=doc.get("fail_reason"),
             extra={k: v for k, v in doc.items() if k not in TASK_FIELDS},
         )
     except _Bad as e:
@@ -274,10 +294,14 @@ def parse_store_config(data: bytes, path: str = "gitclaim.toml") -> StoreConfig:
         prefix = defaults.get("id_prefix", "gc-")
         if not isinstance(prefix, str) or not (prefix == "" or is_valid_id(prefix + "x")):
             raise _Bad(f"'defaults.id_prefix' {prefix!r} would not make legal ids")
+        lease = defaults.get("lease_seconds", 0)
+        if isinstance(lease, bool) or not isinstance(lease, int) or lease < 0:
+            raise _Bad(f"'defaults.lease_seconds' must be a non-negative integer, got {lease!r}")
         return StoreConfig(
             schema=doc["schema"],
             default_priority=prio,
             id_prefix=prefix,
+            lease_seconds=lease,
             created_at=_when(doc["created_at"], "created_at") if "created_at" in doc else None,
             created_by=doc.get("created_by") if isinstance(doc.get("created_by"), str) else None,
             extra={k: v for k, v in doc.items() if k not in ("schema", "kind", "defaults", "created_at", "created_by")},
@@ -303,12 +327,18 @@ def task_to_doc(task: Task) -> dict[str, Any]:
         doc["created_at"] = utc(task.created_at)
     if task.created_by is not None:
         doc["created_by"] = task.created_by
+    if task.waiting_for is not None:
+        doc["waiting_for"] = task.waiting_for
+    if task.fail_reason is not None:
+        doc["fail_reason"] = task.fail_reason
     doc["description"] = task.description
     doc["acceptance"] = list(task.acceptance)
     for k, v in task.extra.items():
         doc[k] = v
     if task.claim is not None:
         claim: dict[str, Any] = {"holder": task.claim.holder, "claimed_at": utc(task.claim.claimed_at)}
+        if task.claim.lease_seconds is not None:
+            claim["lease_seconds"] = task.claim.lease_seconds
         claim.update(task.claim.extra)
         doc["claim"] = claim
     return doc
@@ -338,7 +368,11 @@ def dump_store_config(cfg: StoreConfig) -> bytes:
     if cfg.created_by is not None:
         doc["created_by"] = cfg.created_by
     doc.update(cfg.extra)
-    doc["defaults"] = {"priority": cfg.default_priority, "id_prefix": cfg.id_prefix}
+    doc["defaults"] = {
+        "priority": cfg.default_priority,
+        "id_prefix": cfg.id_prefix,
+        "lease_seconds": cfg.lease_seconds,
+    }
     return tomli_w.dumps(doc).encode("utf-8")
 
 

@@ -62,14 +62,55 @@ def op(r: OpResult) -> None:
         since = _iso(t.claim.claimed_at) if t.claim else "?"
         out.print(f"you already hold [bold]{t.id}[/] since {since}; nothing changed")
         return
-    verb = {"claim": "claimed", "next": "claimed", "release": "released", "done": "finished"}.get(r.op, r.op)
-    who = f" as {escape(t.holder)}" if t.holder else ""
+    verb = _PAST.get(r.op, r.op)
+    who = f" as {escape(t.holder)}" if t.holder and r.op in ("claim", "next") else ""
+    if r.op == "handoff" and t.holder:
+        who = f" to {escape(t.holder)}"
     out.print(
         f"{verb} [bold]{t.id}[/]{who}: {_state(r.previous_state)} → {_state(t.state.value)}"
         f"  [dim]commit {_short(r.commit)}" + (f", {r.retries} retries" if r.retries else "") + "[/]"
     )
+    if r.previous_holder:
+        out.print(f"  [dim]taken from {escape(r.previous_holder)}[/]")
+    for other in r.also:
+        out.print(f"  also: [bold]{other.id}[/] → {_state(other.state.value)} (claim cleared)")
     if r.op == "next":
         out.print(f"  {escape(t.title)}")
+
+
+_PAST = {
+    "claim": "claimed", "next": "claimed", "release": "released", "done": "finished", "handoff": "handed off",
+    "wait": "parked", "resume": "resumed", "review": "sent for review", "fail": "failed", "cancel": "cancelled",
+    "reopen": "reopened", "reset": "reset", "retry": "retried", "edit": "edited",
+}  # fmt: skip
+
+
+def heartbeat(r: Any) -> None:
+    held = ", ".join(r.holding) or "nothing"
+    out.print(f"heartbeat of [bold]{escape(r.agent)}[/] at {_iso(r.at)}; holding {held}")
+
+
+def stale(r: Any) -> None:
+    if not r.claims:
+        out.print("[dim]no stale claims[/]")
+    for c in r.claims:
+        _stale_line(c)
+
+
+def _stale_line(c: Any) -> None:
+    out.print(
+        f"  [bold]{c.task.id}[/] held by {escape(c.holder)} since {_iso(c.claimed_at)}: {c.reason}"
+        f" (lease until {_iso(c.lease_expires) or '-'}, last seen {_iso(c.last_seen) or 'never'})"
+    )
+
+
+def reaped(r: Any) -> None:
+    if not r.reaped:
+        out.print("[dim]nothing to reap[/]")
+        return
+    out.print(f"returned {len(r.reaped)} claims to the queue  [dim]commit {_short(r.commit)}[/]")
+    for c in r.reaped:
+        _stale_line(c)
 
 
 def _table(tasks: tuple[Task, ...] | list[Task]) -> Table:
@@ -104,10 +145,15 @@ def task_view(v: TaskView) -> None:
         ("state", _state(t.state.value)),
         ("priority", t.priority),
         ("holder", f"{escape(t.claim.holder)} since {_iso(t.claim.claimed_at)}" if t.claim else "-"),
+        ("lease", f"{t.claim.lease_seconds}s, renewed by heartbeats" if t.claim and t.claim.lease_seconds else "-"),
         ("depends on", ", ".join(t.depends_on) or "-"),
         ("tags", ", ".join(t.tags) or "-"),
         ("created", f"{_iso(t.created_at) or '?'} by {escape(t.created_by or '?')}"),
     ]
+    if t.waiting_for:
+        rows.append(("waiting for", escape(t.waiting_for)))
+    if t.fail_reason:
+        rows.append(("failed", escape(t.fail_reason)))
     if v.blockers:
         rows.append(("blocked by", ", ".join(f"{b['id']} ({b['state']})" for b in v.blockers)))
     for k, val in rows:
