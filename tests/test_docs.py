@@ -1,0 +1,39 @@
+"""The documentation cannot drift from the code it describes."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from gitclaim.errors import ExitCode, GitclaimError
+from gitclaim.rules import MOVES
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def test_lifecycle_table_matches_rules() -> None:
+    text = (DOCS / "lifecycle.md").read_text()
+    rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \| (\w+) \| (\w+) \| (\w+) \| ([^|]+) \|$", text, re.M)
+    documented = [(v, frm.strip(), to, who, claim, doc.strip()) for v, frm, to, who, claim, doc in rows]
+    actual = [
+        (m.verb, ", ".join(sorted(s.value for s in m.sources)), m.target.value, m.who.value, m.claim.value, m.doc)
+        for m in MOVES
+    ]
+    assert documented == actual
+
+
+def test_every_exit_code_is_documented() -> None:
+    text = (DOCS / "cli.md").read_text()
+    codes = {}
+    for cls in [GitclaimError, *_subclasses(GitclaimError)]:
+        codes[cls.code] = int(cls.exit_code)
+    for code, number in codes.items():
+        assert re.search(rf"^\| {number} \| `{code}` \|", text, re.M), f"{code} ({number}) missing from docs/cli.md"
+    assert {int(c) for c in ExitCode} == {0, *codes.values()}
+
+
+def _subclasses(cls: type) -> list[type]:
+    out = []
+    for sub in cls.__subclasses__():
+        out += [sub, *_subclasses(sub)]
+    return out
