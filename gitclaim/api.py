@@ -37,6 +37,7 @@ from .errors import (
     BadInput,
     LostRace,
     NothingReady,
+    PushRejected,
     SchemaTooNew,
     StoreCorrupt,
 )
@@ -264,6 +265,7 @@ class Store:
             validate_agent(self.agent)
         self._transport: Transport | None = None
         self._cache = FolderCache(self.repo.common_dir)
+        self._seen_for_check: dict[str, datetime] = {}  # heartbeats a takeover decision used
 
     # --- plumbing ------------------------------------------------------------
 
@@ -304,7 +306,24 @@ class Store:
             now=self.clock,
             policy=self.policy,
             snapshot=self.snapshot,
+            before_push=lambda base, new: self._before_push(agent, base, new),
         )
+
+    def _before_push(self, agent: str, base: str, new: str) -> None:
+        """The validator on our own commit, then the clone's pre-push hook."""
+        from .enforce import check_new_commit, run_client_pre_push
+
+        now = utc(self.clock())
+        # Heartbeats matter only to a takeover, which checked them itself.
+        bad = check_new_commit(self.repo, base, new, now=now, seen=self._seen_for_check)
+        if bad:
+            raise PushRejected(
+                "gitclaim refused its own commit; this is a bug, nothing was pushed:\n"
+                + "\n".join(f"  {v}" for v in bad),
+                violations=[v.to_json() for v in bad],
+            )
+        t = self.transport
+        run_client_pre_push(self.repo, t.remote, self.repo.remote_url(t.remote), t.branch, new, base)
 
     # --- init ----------------------------------------------------------------
 
@@ -552,7 +571,8 @@ class Store:
         """Heartbeats, fetched only when some lease looks expired without them."""
         for t in tasks:
             if t.state is State.ACTIVE and t.claim is not None and rules.lease_expired(t.claim, now, None):
-                return self.transport.fetch_alive()
+                self._seen_for_check = self.transport.fetch_alive()
+                return self._seen_for_check
         return {}
 
     def _claim_decision(

@@ -86,8 +86,10 @@ def mutate(
     policy: RetryPolicy,
     snapshot: Callable[[str], Snapshot],
     optimistic: bool = True,
+    before_push: Callable[[str, str], None] | None = None,
 ) -> Outcome[T]:
-    """Run one mutation to completion. Raises what ``decide`` raises (on fresh data),
+    """Run one mutation to completion. ``before_push(base, new)`` may veto a
+    commit by raising. Raises what ``decide`` raises (on fresh data),
     :class:`RetriesExhausted`, :class:`RemoteUnreachable`, :class:`PushRejected`.
     """
     started = policy.clock()
@@ -112,6 +114,8 @@ def mutate(
                 continue
             return Outcome(decision.value, None, base, retries)
         new = repo.write_commit(base, decision.files, decision.message, author, email, now())
+        if before_push is not None:
+            before_push(base, new)  # the validator and the clone's pre-push hook
         try:
             transport.push(new, expected=base)
         except BranchMoved:

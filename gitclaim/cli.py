@@ -336,6 +336,31 @@ def reap(silent_after: SilentOpt = None, agent: AgentOpt = None, as_json: JsonOp
     _run("reap", as_json, lambda: _store().reap(silent_after=silent_after, agent=agent), "reaped")
 
 
+hooks_app = typer.Typer(help="Hooks that enforce the store's rules on every push.", no_args_is_help=True)
+app.add_typer(hooks_app, name="hooks")
+
+
+@hooks_app.command("install")
+def hooks_install(
+    server: Annotated[
+        Path | None, typer.Option("--server", help="Install pre-receive into this bare repository (the shared remote).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Install the client pre-push hook in this clone, or with --server the
+    pre-receive hook in the shared bare repository. An existing hook is kept
+    and chained, never overwritten."""
+
+    def go() -> _Jsonable:
+        from .enforce import install_client, install_server
+
+        if server is not None:
+            return install_server(server, _globals.branch)
+        return install_client(_globals.repo)
+
+    _run("hooks", as_json, go, "installed")
+
+
 @app.command()
 def log(
     task_id: Annotated[str | None, typer.Argument(metavar="[ID]")] = None,
@@ -367,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in args
     names = {c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands}
+    names |= {g.name for g in app.registered_groups if g.name}
     command = next((a for a in args if a in names), "")
     try:
         app(args=args, prog_name="gitclaim", standalone_mode=False)

@@ -194,3 +194,10 @@ def demo(r: Any) -> None:
     from .demo import print_report
 
     print_report(r, out)
+
+
+def installed(r: Any) -> None:
+    verb = "updated" if r.updated else "installed"
+    out.print(f"{verb} {escape(r.path)}")
+    if r.chained:
+        out.print(f"  your own hook is kept as {escape(r.chained)} and runs after the check")

@@ -1,0 +1,193 @@
+"""The one validator of a change to the store branch. Pure.
+
+``check_commit`` takes what changed between a commit and its parent (path ->
+old bytes, new bytes), who made it, a read-only lookup of tasks in the new
+tree (for dependencies), the time and the agents' last heartbeats, and
+returns every violation: schema and store file, ids matching file names,
+no deleted task, legal transitions (the table in :mod:`gitclaim.rules`),
+claimability (state and dependencies), ownership (holder-only moves; only
+an expired lease can be taken over).
+
+The same function runs inside gitclaim before every push, in the client
+``pre-push`` hook and in the server ``pre-receive`` hook (see
+:mod:`gitclaim.enforce`, which feeds it from git).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from .errors import SchemaTooNew, StoreCorrupt
+from .ids import STORE_FILE, TASKS_DIR, fanout, is_valid_id
+from .model import Claim, State, Task, parse_store_config, parse_task
+from .rules import MOVES, ClaimEffect, Move, Who, blockers, lease_expired
+
+NEW_STATES = frozenset({State.TODO, State.BACKLOG, State.SOMEDAY})
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    path: str
+    rule: str  # schema | store-file | layout | deleted | new-task | transition | claimable | ownership | claim-fields
+    message: str
+    task: str | None = None
+    commit: str | None = None
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"commit": self.commit, "path": self.path, "task": self.task, "rule": self.rule, "message": self.message}
+
+    def __str__(self) -> str:
+        where = f"{self.commit[:10]} " if self.commit else ""
+        return f"{where}{self.path}: [{self.rule}] {self.message}"
+
+
+Change = tuple[bytes | None, bytes | None]  # (old, new); None: absent on that side
+
+
+def task_id_of(path: str) -> str | None:
+    """The task id a path under tasks/ names, or None if it is not a task file."""
+    parts = path.split("/")
+    if len(parts) == 3 and parts[0] == TASKS_DIR and parts[2].endswith(".toml"):
+        return parts[2][: -len(".toml")]
+    return None
+
+
+def check_commit(
+    changes: Mapping[str, Change],
+    *,
+    agent: str,
+    lookup: Callable[[str], Task | None],
+    now: datetime,
+    last_seen: Mapping[str, datetime],
+    commit: str | None = None,
+) -> list[Violation]:
+    """Every violation in one commit. ``lookup`` reads a task in the new tree."""
+    out: list[Violation] = []
+
+    def bad(path: str, rule: str, message: str, task: str | None = None) -> None:
+        out.append(Violation(path, rule, message, task, commit))
+
+    for path in sorted(changes):
+        old_b, new_b = changes[path]
+        if path == STORE_FILE:
+            if new_b is None:
+                bad(path, "store-file", "the store file must not be deleted")
+                continue
+            try:
+                parse_store_config(new_b, path)
+            except (StoreCorrupt, SchemaTooNew) as e:
+                bad(path, "store-file", e.message)
+            continue
+        if not path.startswith(TASKS_DIR + "/") or path == f"{TASKS_DIR}/README.md":
+            continue  # other files on the branch are the users' own
+        tid = task_id_of(path)
+        if tid is None or not is_valid_id(tid):
+            bad(path, "layout", f"only {TASKS_DIR}/<xx>/<id>.toml files belong under {TASKS_DIR}/")
+            continue
+        if path.split("/")[1] != fanout(tid):
+            bad(path, "layout", f"task {tid!r} belongs in {TASKS_DIR}/{fanout(tid)}/{tid}.toml", tid)
+            continue
+        if new_b is None:
+            bad(path, "deleted", f"task {tid} must not be deleted (cancel it instead)", tid)
+            continue
+        try:
+            new = parse_task(new_b, expected_id=tid, path=path)
+        except (StoreCorrupt, SchemaTooNew) as e:
+            bad(path, "schema", e.message, tid)
+            continue
+        for dep in new.depends_on:
+            if lookup(dep) is None:
+                bad(path, "schema", f"{tid} depends on {dep!r}, which does not exist", tid)
+        old: Task | None = None
+        if old_b is not None:
+            try:
+                old = parse_task(old_b, expected_id=tid, path=path)
+            except (StoreCorrupt, SchemaTooNew):
+                old = None  # repairing a broken file: only the new one must be valid
+                if new.state in (State.ACTIVE, State.WAITING, State.REVIEW):
+                    bad(path, "claim-fields", f"a repaired task {tid} must not carry a claim; claim it", tid)
+                continue
+        if old is None:
+            if new.state not in NEW_STATES or new.claim is not None:
+                bad(path, "new-task", f"a new task starts unclaimed in todo, backlog or someday, not {new.state}", tid)
+            continue
+        for v in _check_move(old, new, agent, lookup, now, last_seen):
+            bad(path, v[0], v[1], tid)
+    return out
+
+
+def _claim_key(c: Claim | None) -> tuple[object, ...] | None:
+    return None if c is None else (c.holder, c.claimed_at, c.lease_seconds)
+
+
+def _check_move(
+    old: Task,
+    new: Task,
+    agent: str,
+    lookup: Callable[[str], Task | None],
+    now: datetime,
+    last_seen: Mapping[str, datetime],
+) -> list[tuple[str, str]]:
+    """Why the change from ``old`` to ``new`` by ``agent`` is illegal (empty if legal)."""
+    same_claim = _claim_key(old.claim) == _claim_key(new.claim)
+    if old.state is new.state and same_claim:
+        owned_changed = old.waiting_for != new.waiting_for or old.fail_reason != new.fail_reason
+        if owned_changed:
+            return [("claim-fields", "waiting_for and fail_reason change only through verbs")]
+        return []  # a plain edit (title, tags, your own fields...)
+    rows = [m for m in MOVES if old.state in m.sources and m.target is new.state]
+    if not rows:
+        return [("transition", f"{old.id}: {old.state} -> {new.state} is not a legal move")]
+    reasons: list[tuple[str, str]] = []
+    for row in rows:
+        why = _row_refuses(row, old, new, agent, lookup, now, last_seen)
+        if why is None:
+            return []
+        reasons.append(why)
+    # Report the most telling reason: ownership and claimability before the rest.
+    order = {"ownership": 0, "claimable": 1, "claim-fields": 2, "transition": 3}
+    reasons.sort(key=lambda r: order.get(r[0], 9))
+    return [reasons[0]]
+
+
+def _row_refuses(
+    row: Move,
+    old: Task,
+    new: Task,
+    agent: str,
+    lookup: Callable[[str], Task | None],
+    now: datetime,
+    last_seen: Mapping[str, datetime],
+) -> tuple[str, str] | None:
+    oc, nc = old.claim, new.claim
+    if row.who is Who.HOLDER and (oc is None or oc.holder != agent):
+        held = f"held by {oc.holder}" if oc else "not held"
+        return ("ownership", f"{old.id}: only the holder may {row.verb} it ({held}; pushed by {agent})")
+    effect = row.claim
+    if effect is ClaimEffect.SET:
+        if nc is None or nc.holder != agent:
+            return ("ownership", f"{old.id}: a claim must name its author as holder ({agent})")
+        if row.verb == "takeover":
+            if oc is None:
+                return ("transition", f"{old.id}: nothing to take over")
+            if oc.holder == agent:
+                return ("claim-fields", f"{old.id}: the holder cannot rewrite its own claim")
+            if not lease_expired(oc, now, last_seen.get(oc.holder)):
+                return ("ownership", f"{old.id}: held by {oc.holder}, whose lease has not expired")
+            return None
+        blocking = blockers(new, {d: lookup(d) for d in new.depends_on})
+        if blocking:
+            listed = ", ".join(f"{b['id']} ({b['state']})" for b in blocking)
+            return ("claimable", f"{old.id}: cannot be claimed while dependencies are not done: {listed}")
+        return None
+    if effect is ClaimEffect.KEEP:
+        return None if _claim_key(oc) == _claim_key(nc) else ("claim-fields", f"{old.id}: the claim must not change")
+    if effect is ClaimEffect.TRANSFER:
+        if nc is None or oc is None or nc.holder == oc.holder:
+            return ("claim-fields", f"{old.id}: a handoff names a new holder")
+        return None
+    if nc is not None:  # CLEAR, NONE
+        return ("claim-fields", f"{old.id}: {row.verb} leaves no claim")
+    return None
