@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import audit, rules
+from . import audit, rules, views
 from .cache import FolderCache
 from .cas import NoWrite, Outcome, RetryPolicy, Write, mutate
 from .errors import (
@@ -256,6 +256,7 @@ class Store:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     rng: random.Random = field(default_factory=random.Random)
     env: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    progress: Callable[[str, int, int], None] | None = None  # (stage, done, total) for long work
 
     def __post_init__(self) -> None:
         self.repo = Repo(self.path)
@@ -273,6 +274,7 @@ class Store:
     def transport(self) -> Transport:
         if self._transport is None:
             self._transport = self.repo.transport(self.remote_name, self.branch_name)
+            self._transport.progress = self.progress
         return self._transport
 
     @property
@@ -412,6 +414,33 @@ class Store:
         hist = tuple(e for e in self._entries(tip, history_limit) if task_id in e.tasks)
         return TaskView(task, tuple(rules.blockers(task, deps)), hist, tip)
 
+    def board(self, *, offline: bool = False) -> views.Board:
+        """Every task, in columns by state."""
+        tip = self._tip(offline)
+        tasks, _ = self.snapshot(tip).scan()
+        return views.board(tasks, tip)
+
+    def who(self, *, offline: bool = False) -> views.Who:
+        """Who holds what, since when, and the state of each lease."""
+        tip = self._tip(offline)
+        tasks, _ = self.snapshot(tip).scan()
+        seen = {} if offline else self.transport.fetch_alive()
+        return views.who(tasks, tip, utc(self.clock()), seen)
+
+    def blocked(self, *, offline: bool = False) -> views.BlockedView:
+        """Tasks waiting on dependencies that are not done, or on something outside."""
+        tip = self._tip(offline)
+        tasks, _ = self.snapshot(tip).scan()
+        return views.blocked(tasks, tip)
+
+    def graph(self, fmt: str = "mermaid", *, offline: bool = False) -> views.Graph:
+        """The dependency graph as Graphviz DOT or Mermaid text."""
+        if fmt not in ("dot", "mermaid"):
+            raise BadInput(f"unknown graph format {fmt!r}: use dot or mermaid", format=fmt)
+        tip = self._tip(offline)
+        tasks, _ = self.snapshot(tip).scan()
+        return views.Graph(fmt, views.dot(tasks) if fmt == "dot" else views.mermaid(tasks), tip)
+
     def log(self, task_id: str | None = None, *, limit: int | None = None, offline: bool = False) -> History:
         """The audit trail, newest first, read from commits and their trailers."""
         if task_id is not None:
@@ -491,7 +520,9 @@ class Store:
                 taken.add(cand)
                 ids.append(cand)
             new_tasks = []
-            for tid, e in zip(ids, entries, strict=True):
+            for n, (tid, e) in enumerate(zip(ids, entries, strict=True)):
+                if self.progress is not None and n % 200 == 0:
+                    self.progress("add", n, len(entries))
                 raw = {k: v for k, v in e.items()}
                 raw["id"] = tid
                 if raw.get("priority") is None:
@@ -499,6 +530,8 @@ class Store:
                 new_tasks.append(
                     task_from_input(raw, default_priority=cfg.default_priority, created_at=now, created_by=who)
                 )
+            if self.progress is not None:
+                self.progress("add", len(entries), len(entries))
             batch = {t.id: t for t in new_tasks}
             for gid in given:  # after validating the entries: bad input is reported first
                 if gid is not None and snap.task(gid) is not None:

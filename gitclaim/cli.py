@@ -44,6 +44,7 @@ class Globals:
     repo: str = "."
     remote: str | None = None
     branch: str | None = None
+    progress: bool = False  # a progress bar for long work: only on a terminal, never with --json
 
 
 class _Exit(Exception):
@@ -70,7 +71,12 @@ def _root(
 def _store() -> Store:
     from .api import Store
 
-    return Store(_globals.repo, remote=_globals.remote, branch=_globals.branch)
+    progress = None
+    if _globals.progress:
+        from .render import progress_sink
+
+        progress = progress_sink()
+    return Store(_globals.repo, remote=_globals.remote, branch=_globals.branch, progress=progress)
 
 
 def _run(command: str, as_json: bool, fn: Callable[[], _Jsonable], human: str) -> NoReturn:
@@ -336,6 +342,34 @@ def reap(silent_after: SilentOpt = None, agent: AgentOpt = None, as_json: JsonOp
     _run("reap", as_json, lambda: _store().reap(silent_after=silent_after, agent=agent), "reaped")
 
 
+@app.command()
+def board(offline: OfflineOpt = False, as_json: JsonOpt = False) -> None:
+    """Every task, in columns by state."""
+    _run("board", as_json, lambda: _store().board(offline=offline), "board")
+
+
+@app.command()
+def who(offline: OfflineOpt = False, as_json: JsonOpt = False) -> None:
+    """Who holds what, since when, and whether each lease is live."""
+    _run("who", as_json, lambda: _store().who(offline=offline), "who")
+
+
+@app.command()
+def blocked(offline: OfflineOpt = False, as_json: JsonOpt = False) -> None:
+    """What waits on what: dependencies not done, and tasks waiting on the outside."""
+    _run("blocked", as_json, lambda: _store().blocked(offline=offline), "blocked")
+
+
+@app.command()
+def graph(
+    fmt: Annotated[str, typer.Option("--format", "-f", help="dot or mermaid.")] = "mermaid",
+    offline: OfflineOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """The dependency graph as Graphviz DOT or Mermaid."""
+    _run("graph", as_json, lambda: _store().graph(fmt, offline=offline), "graph")
+
+
 hooks_app = typer.Typer(help="Hooks that enforce the store's rules on every push.", no_args_is_help=True)
 app.add_typer(hooks_app, name="hooks")
 
@@ -391,6 +425,7 @@ def demo(
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in args
+    _globals.progress = not as_json and sys.stderr.isatty()
     names = {c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands}
     names |= {g.name for g in app.registered_groups if g.name}
     command = next((a for a in args if a in names), "")

@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +46,9 @@ ALIVE_PREFIX = "refs/gitclaim/alive/"
 # Every network operation is bounded: an unreachable host must not hang an agent.
 pygit2.option(Option.SET_SERVER_CONNECT_TIMEOUT, int(os.environ.get("GITCLAIM_CONNECT_TIMEOUT_MS", "10000")))
 pygit2.option(Option.SET_SERVER_TIMEOUT, int(os.environ.get("GITCLAIM_IO_TIMEOUT_MS", "30000")))
+
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 class BranchMoved(Exception):
@@ -357,6 +360,7 @@ class Transport:
         self.branch = branch
         self.remote_ref = f"refs/heads/{branch}"
         self.tracking_ref = f"refs/remotes/{remote}/{branch}"
+        self.progress: Progress | None = None
 
     def local_tip(self) -> str | None:
         """The last tip we saw (may be stale). No network."""
@@ -389,8 +393,17 @@ class Transport:
     def _libgit2_fetch(self, spec: str | None = None) -> None:
         remote = self.repo.repo.remotes[self.remote]
         spec = spec or f"+{self.remote_ref}:{self.tracking_ref}"
+        callbacks = None
+        if self.progress is not None:
+            report = self.progress
+
+            class _Progress(pygit2.RemoteCallbacks):
+                def transfer_progress(self, stats: pygit2.remotes.TransferProgress) -> None:
+                    report("fetch", stats.received_objects, stats.total_objects)
+
+            callbacks = _Progress()
         try:
-            remote.fetch([spec], prune=FetchPrune.PRUNE)
+            remote.fetch([spec], prune=FetchPrune.PRUNE, callbacks=callbacks)
         except pygit2.GitError as e:
             raise RemoteUnreachable(
                 f"cannot fetch {self.branch} from {self.remote} ({remote.url}): {_git_error_text(e)}",

@@ -201,3 +201,78 @@ def installed(r: Any) -> None:
     out.print(f"{verb} {escape(r.path)}")
     if r.chained:
         out.print(f"  your own hook is kept as {escape(r.chained)} and runs after the check")
+
+
+def board(b: Any) -> None:
+    from rich.columns import Columns
+    from rich.panel import Panel
+
+    panels = []
+    for state, tasks in b.columns.items():
+        if not tasks and state in ("someday", "cancelled", "failed", "backlog", "waiting", "review"):
+            continue
+        body = "\n".join(
+            f"[bold]{t.id}[/] p{t.priority}" + (f" [dim]{escape(t.holder)}[/]" if t.holder else "") for t in tasks
+        )
+        panels.append(Panel(body or "[dim]-[/]", title=f"{_state(state)} ({len(tasks)})", width=30))
+    out.print(Columns(panels))
+
+
+def who(w: Any) -> None:
+    if not w.holdings:
+        out.print("[dim]nobody holds anything[/]")
+        return
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("HOLDER", "TASK", "STATE", "SINCE", "LEASE", "LAST SEEN"):
+        table.add_column(col)
+    for h in w.holdings:
+        lease = {
+            "none": "-",
+            "live": f"until {_iso(h.lease_expires)}",
+            "expired": f"[red]expired {_iso(h.lease_expires)}[/]",
+        }
+        table.add_row(
+            escape(h.holder), h.task.id, _state(h.task.state.value), _iso(h.since) or "", lease[h.lease],
+            _iso(h.last_seen) or "never",
+        )  # fmt: skip
+    out.print(table)
+
+
+def blocked(v: Any) -> None:
+    if not v.tasks:
+        out.print("[dim]nothing is blocked[/]")
+    for b in v.tasks:
+        what = ", ".join(f"{x['id']} ({x['state']})" for x in b.blockers)
+        if b.waiting_for:
+            what = (what + "; " if what else "") + f"outside: {escape(b.waiting_for)}"
+        out.print(f"[bold]{b.task.id}[/] ({_state(b.task.state.value)}) waits for {what}")
+
+
+def graph(g: Any) -> None:
+    import sys
+
+    sys.stdout.write(g.text)
+
+
+def progress_sink() -> Any:
+    """A (stage, done, total) callback drawing a bar on stderr once work takes long."""
+    import time
+
+    from rich.progress import Progress
+
+    bar = Progress(console=err, transient=True)
+    tasks: dict[str, Any] = {}
+    started = time.monotonic()
+
+    def report(stage: str, done: int, total: int) -> None:
+        if time.monotonic() - started < 0.5 and stage not in tasks:
+            return  # short work: no flicker
+        if stage not in tasks:
+            if not tasks:
+                bar.start()
+            tasks[stage] = bar.add_task({"fetch": "fetching", "add": "adding tasks"}.get(stage, stage), total=total)
+        bar.update(tasks[stage], completed=done, total=total)
+        if done >= total and all(t.finished for t in bar.tasks):
+            bar.stop()
+
+    return report
