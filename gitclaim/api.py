@@ -196,6 +196,7 @@ class TaskView:
     def to_json(self) -> dict[str, Any]:
         return {
             "task": self.task.to_json(),
+            "path": task_path(self.task.id),
             "blockers": list(self.blockers),
             "history": [e.to_json() for e in self.history],
             "commit": self.commit,
