@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from .errors import GitclaimError, RetriesExhausted
+from .errors import GitclaimError, RemoteUnreachable, RetriesExhausted
 from .gitrepo import BranchMoved, Repo, Transport, require
 from .snapshot import Snapshot
 
@@ -118,6 +118,17 @@ def mutate(
             before_push(base, new)  # the validator and the clone's pre-push hook
         try:
             transport.push(new, expected=base)
+        except RemoteUnreachable as lost:
+            # The connection may have dropped after the remote accepted the
+            # push: ask the remote whether our commit landed, never guess.
+            if _landed(transport, new):
+                return Outcome(decision.value, new, base, retries)
+            lost.message += (
+                "; whether the push landed is unknown until the remote answers: run the same command"
+                " again, it recognises its own change"
+            )
+            lost.args = (lost.message,)
+            raise
         except BranchMoved:
             retries += 1
             attempt += 1
@@ -131,3 +142,12 @@ def mutate(
             tip, fresh = transport.fetch(), True
             continue
         return Outcome(decision.value, new, base, retries)
+
+
+def _landed(transport: Transport, new: str) -> bool:
+    """Is ``new`` on the remote branch (its tip, or behind changes made since)?"""
+    try:
+        tip = transport.fetch()
+    except RemoteUnreachable:
+        return False
+    return tip is not None and transport.repo.is_ancestor(new, tip)
