@@ -22,8 +22,13 @@ def _sha(s: str) -> str | None:
     return None if s == ZERO else s
 
 
-def pre_receive(lines: list[str]) -> int:
-    """Server side: stdin lines ``<old> <new> <ref>``. Nothing a client does can skip this."""
+def pre_receive(raw: bytes) -> int:
+    """Server side: stdin lines ``<old> <new> <ref>``. Nothing a client does can skip this.
+
+    A pre-receive hook the server had before ours runs after the check, with
+    the same input, and can still refuse.
+    """
+    lines = raw.decode(errors="replace").splitlines()
     repo = Repo.from_hook_env()
     branch = _branch(repo)
     now = datetime.now(UTC)
@@ -37,7 +42,7 @@ def pre_receive(lines: list[str]) -> int:
     if bad:
         sys.stderr.write(render(bad) + "\n")
         return 1
-    return 0
+    return run_chained("pre-receive", hooks_dir(repo), [], raw)
 
 
 def pre_push(args: list[str], raw: bytes) -> int:
@@ -87,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     kind = args[0] if args else ""
     try:
         if kind == "pre-receive":
-            return pre_receive(sys.stdin.read().splitlines())
+            return pre_receive(sys.stdin.buffer.read())
         if kind == "pre-push":
             return pre_push(args[1:], sys.stdin.buffer.read())
         if kind == "pre-commit":

@@ -17,7 +17,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any, NotRequired, Protocol
+from typing import Annotated, Any, NotRequired, Protocol, cast
 
 import anyio
 import anyio.to_thread
@@ -30,7 +30,7 @@ from typing_extensions import TypedDict  # pydantic reads only this one on Pytho
 from .api import Store
 from .errors import BadInput, GitclaimError
 
-log = logging.getLogger("gitclaim.mcp")
+_logger = logging.getLogger("gitclaim.mcp")
 
 
 class _Jsonable(Protocol):
@@ -153,7 +153,7 @@ class _Server(MCPServer[Any]):
         try:
             return await super().call_tool(name, arguments, context)
         except UnexpectedToolError as e:  # the tools catch everything; this is a bug
-            log.error("tool %s failed", name, exc_info=e.__cause__ or e)
+            _logger.error("tool %s failed", name, exc_info=e.__cause__ or e)
             return _result(_envelope_error(name, _internal(e.__cause__ or e)))
         except ToolError as e:
             cause = e.__cause__
@@ -193,7 +193,7 @@ def build_server(
             except GitclaimError as e:
                 return _envelope_error(command, e)
             except Exception as e:
-                log.exception("tool %s failed", command)
+                _logger.exception("tool %s failed", command)
                 return _envelope_error(command, _internal(e))
 
         if not limiter:
@@ -541,7 +541,7 @@ def serve(repo: str = ".", remote: str | None = None, branch: str | None = None,
 
 
 def _envelope_error(command: str, e: GitclaimError) -> Envelope:
-    return {"ok": False, "command": command, "error": e.to_json()}  # type: ignore[typeddict-item]
+    return {"ok": False, "command": command, "error": cast(ErrorInfo, e.to_json())}
 
 
 def _internal(e: BaseException) -> GitclaimError:

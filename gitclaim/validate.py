@@ -100,6 +100,16 @@ def check_commit(
         for dep in new.depends_on:
             if lookup(dep) is None:
                 bad(path, "schema", f"{tid} depends on {dep!r}, which does not exist", tid)
+        old_deps = None
+        if old_b is not None:
+            try:
+                old_deps = parse_task(old_b, expected_id=tid, path=path).depends_on
+            except (StoreCorrupt, SchemaTooNew):
+                old_deps = None
+        if new.depends_on and new.depends_on != old_deps:
+            cycle = _cycle_through(new, lookup)
+            if cycle:
+                bad(path, "schema", f"dependency cycle: {' -> '.join(cycle)}", tid)
         old: Task | None = None
         if old_b is not None:
             try:
@@ -140,16 +150,18 @@ def _check_move(
     rows = [m for m in MOVES if old.state in m.sources and m.target is new.state]
     if not rows:
         return [("transition", f"{old.id}: {old.state} -> {new.state} is not a legal move")]
-    reasons: list[tuple[str, str]] = []
+    reasons: list[tuple[int, str, str]] = []
     for row in rows:
         why = _row_refuses(row, old, new, agent, lookup, now, last_seen)
         if why is None:
             return []
-        reasons.append(why)
-    # Report the most telling reason: ownership and claimability before the rest.
+        # The row the author most likely meant tells the most: a claim row when
+        # the new holder is the author, another row (handoff...) otherwise.
+        meant = (row.claim is ClaimEffect.SET) == (new.claim is not None and new.claim.holder == agent)
+        reasons.append((0 if meant else 1, *why))
     order = {"ownership": 0, "claimable": 1, "claim-fields": 2, "transition": 3}
-    reasons.sort(key=lambda r: order.get(r[0], 9))
-    return [reasons[0]]
+    reasons.sort(key=lambda r: (r[0], order.get(r[1], 9)))
+    return [(reasons[0][1], reasons[0][2])]
 
 
 def _row_refuses(
@@ -190,4 +202,31 @@ def _row_refuses(
         return None
     if nc is not None:  # CLEAR, NONE
         return ("claim-fields", f"{old.id}: {row.verb} leaves no claim")
+    return None
+
+
+def _cycle_through(task: Task, lookup: Callable[[str], Task | None], limit: int = 100_000) -> list[str] | None:
+    """A dependency path from ``task`` back to itself, or None (bounded walk)."""
+    parent: dict[str, str] = {}
+    stack = list(task.depends_on)
+    for d in task.depends_on:
+        parent.setdefault(d, task.id)
+    seen: set[str] = set()
+    while stack and len(seen) < limit:
+        node = stack.pop()
+        if node == task.id:
+            path = [node]
+            cur = parent[node]
+            while cur != task.id:
+                path.append(cur)
+                cur = parent[cur]
+            return [task.id, *reversed(path)]
+        if node in seen:
+            continue
+        seen.add(node)
+        found = lookup(node)
+        for d in found.depends_on if found else ():
+            if d not in seen:
+                parent.setdefault(d, node)
+                stack.append(d)
     return None
