@@ -52,6 +52,23 @@ class Series:
     claimed: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Claimer:
+    """Both tools on one agent clone; remembers who should hold which task."""
+
+    cmd: list[str]
+    clone: Path
+    holders: dict[str, str] = field(default_factory=dict)
+
+    def gitclaim(self, task: str) -> tuple[float, int]:
+        self.holders[task] = "agent-gc"
+        return _gitclaim_claim(self.cmd, self.clone, task, "agent-gc")
+
+    def git(self, task: str) -> tuple[float, int]:
+        self.holders[task] = "agent-git"
+        return _git_claim(self.clone, task, "agent-git")
+
+
 def _timed(args: list[str], cwd: Path) -> tuple[float, subprocess.CompletedProcess[str]]:
     t = time.perf_counter()
     r = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT)
@@ -77,7 +94,7 @@ def _git_claim(clone: Path, task: str, agent: str) -> tuple[float, int]:
 
 
 def _import_floor(clone: Path) -> float:
-    dt, r = _timed([sys.executable, "-c", "import gitclaim.api, gitclaim.cli, gitclaim.render"], clone)
+    dt, r = _timed([sys.executable, "-c", "import gitclaim.api, gitclaim.cli"], clone)
     if r.returncode != 0:
         raise RuntimeError(f"import floor failed: {r.stderr.strip()}")
     return dt
@@ -85,13 +102,14 @@ def _import_floor(clone: Path) -> float:
 
 def _seed(cmd: list[str], admin: Path, n: int) -> float:
     """``gitclaim init`` and one ``add --file`` batch of ``n`` tasks; returns the add time."""
-    r = subprocess.run([*cmd, "init", "--agent", "admin", "--json"], cwd=admin, capture_output=True, text=True,
-                       timeout=TIMEOUT)  # fmt: skip
+    r = subprocess.run(
+        [*cmd, "init", "--agent", "admin", "--json"], cwd=admin, capture_output=True, text=True, timeout=TIMEOUT
+    )
     if r.returncode != 0:
         raise RuntimeError(f"gitclaim init failed: {r.stdout} {r.stderr}")
     batch = admin.parent / "batch.toml"
-    # The leading comment matters: gitclaim/batch.py takes any file whose text
-    # starts with "[" for JSON, and a TOML batch starts with "[[task]]".
+    # The leading comment also keeps older gitclaims working, whose batch.py
+    # took any text starting with "[" (so "[[task]]") for JSON (fixed in ddeb7cf).
     lines = ["# benchmark tasks"]
     for i in range(n):
         lines += ["", "[[task]]", f'id = "t{i:04d}"', f'title = "benchmark task {i}"']
@@ -128,8 +146,8 @@ def _verify(remote_path: Path, holders: dict[str, str]) -> tuple[int, list[str]]
 def run(env: Env, args: Any) -> dict[str, Any]:
     from gitclaim import Store
 
-    samples = args.samples_a or (5 if env.quick else 20)
-    stale_samples = args.stale_samples_a if args.stale_samples_a is not None else (3 if env.quick else 10)
+    samples = args.samples_a or (4 if env.quick else 20)
+    stale_samples = args.stale_samples_a if args.stale_samples_a is not None else (2 if env.quick else 10)
     n_tasks = max(200, 2 * (samples + 2 * stale_samples) + 10)
     cmd, cmd_text = gitclaim_command()
     transports = [t for t in args.transports if t in ("path", "daemon")]
@@ -142,8 +160,10 @@ def run(env: Env, args: Any) -> dict[str, Any]:
     note(f"samples: {samples} per tool per transport (fresh tip), {stale_samples} (stale tip), after 1 warm-up each;")
     note("         interleaved, the tool that goes first alternating pair by pair")
 
-    results: dict[str, Any] = {"params": {"samples": samples, "stale_samples": stale_samples, "tasks": n_tasks,
-                                          "gitclaim": cmd_text}, "transports": {}}  # fmt: skip
+    results: dict[str, Any] = {
+        "params": {"samples": samples, "stale_samples": stale_samples, "tasks": n_tasks, "gitclaim": cmd_text},
+        "transports": {},
+    }
     rows = []
     floor_rows = []
     problems: list[str] = []
@@ -158,16 +178,8 @@ def run(env: Env, args: Any) -> dict[str, Any]:
         ids = [f"t{i:04d}" for i in range(n_tasks)]
         ids.reverse()
         before = checkout_state(agent_clone)
-        holders: dict[str, str] = {}
-
-        def gc(task: str) -> tuple[float, int]:
-            holders[task] = "agent-gc"
-            return _gitclaim_claim(cmd, agent_clone, task, "agent-gc")
-
-        def gt(task: str) -> tuple[float, int]:
-            holders[task] = "agent-git"
-            return _git_claim(agent_clone, task, "agent-git")
-
+        claimer = Claimer(cmd, agent_clone)
+        gc, gt, holders = claimer.gitclaim, claimer.git, claimer.holders
         # warm-up: the first gitclaim call also fetches the branch into the clone
         gc(ids.pop())
         gt(ids.pop())
@@ -199,46 +211,83 @@ def run(env: Env, args: Any) -> dict[str, Any]:
         untouched = before == after
         if not untouched:
             problems.append(f"{transport}: the agent's checkout changed (HEAD/index/status)")
-        tr: dict[str, Any] = {"add_file_seconds": add_time, "verified_claims": ok, "claims": len(holders),
-                              "checkout_untouched": untouched, "scenarios": {}}  # fmt: skip
+        tr: dict[str, Any] = {
+            "add_file_seconds": add_time,
+            "verified_claims": ok,
+            "claims": len(holders),
+            "checkout_untouched": untouched,
+            "scenarios": {},
+        }
         for scenario, s in per.items():
             a, b = s["gitclaim"], s["git"]
             pair = [x / y for x, y in zip(a.times, b.times, strict=True)]
             lo, hi = iqr(pair)
             r = ratio(median(a.times), median(b.times))
-            rows.append([
-                f"{transport}, {scenario}", len(a.times), ms(median(a.times)), ms(median(b.times)), rx(r),
-                f"{rx(lo)}-{rx(hi)}", f"{median(a.retries):g}/{max(a.retries)}", f"{median(b.retries):g}/{max(b.retries)}",
-            ])  # fmt: skip
+            rows.append(
+                [
+                    f"{transport}, {scenario}",
+                    len(a.times),
+                    ms(median(a.times)),
+                    ms(median(b.times)),
+                    rx(r),
+                    f"{rx(lo)}-{rx(hi)}",
+                    f"{median(a.retries):g}/{max(a.retries)}",
+                    f"{median(b.retries):g}/{max(b.retries)}",
+                ]
+            )
             tr["scenarios"][scenario] = {
-                "gitclaim_median_s": median(a.times), "git_median_s": median(b.times), "ratio": r,
-                "pair_ratio_iqr": [lo, hi], "gitclaim_times": a.times, "git_times": b.times,
-                "gitclaim_retries": a.retries, "git_retries": b.retries,
-            }  # fmt: skip
+                "gitclaim_median_s": median(a.times),
+                "git_median_s": median(b.times),
+                "ratio": r,
+                "pair_ratio_iqr": [lo, hi],
+                "gitclaim_times": a.times,
+                "git_times": b.times,
+                "gitclaim_retries": a.retries,
+                "git_retries": b.retries,
+            }
         if floor:
             fresh = per["fresh tip"]["gitclaim"].times
-            floor_rows.append([transport, ms(median(floor)), ms(median(fresh)), ms(median(fresh) - median(floor)),
-                               f"{median(floor) / median(fresh):.0%}"])  # fmt: skip
+            floor_rows.append(
+                [
+                    transport,
+                    ms(median(floor)),
+                    ms(median(fresh)),
+                    ms(median(fresh) - median(floor)),
+                    f"{median(floor) / median(fresh):.0%}",
+                ]
+            )
             tr["import_floor_median_s"] = median(floor)
         results["transports"][transport] = tr
         note("")
-        note(f"{transport}: `add --file` of {n_tasks} tasks took {add_time * 1000:.0f} ms; {ok}/{len(holders)} claims"
-             f" verified on the remote (active, right holder, valid file); agent checkout untouched: "
-             f"{'yes' if untouched else 'NO'}")  # fmt: skip
+        note(
+            f"{transport}: `add --file` of {n_tasks} tasks took {add_time * 1000:.0f} ms; {ok}/{len(holders)} claims"
+            f" verified on the remote (active, right holder, valid file); agent checkout untouched: "
+            f"{'yes' if untouched else 'NO'}"
+        )
 
     print()
-    print(table(
-        ["transport, scenario", "n", "gitclaim ms", "git CLI ms", "ratio", "pair-ratio IQR", "gc retries med/max",
-         "git retries med/max"],
-        rows,
-    ))  # fmt: skip
+    print(
+        table(
+            [
+                "transport, scenario",
+                "n",
+                "gitclaim ms",
+                "git CLI ms",
+                "ratio",
+                "pair-ratio IQR",
+                "gc retries med/max",
+                "git retries med/max",
+            ],
+            rows,
+        )
+    )
     note("ratio = median gitclaim time / median git-CLI time (below 1: gitclaim is faster).")
     note("pair-ratio IQR: spread of the per-pair ratios, a noise gauge.")
     if floor_rows:
         print()
         note("where gitclaim's time goes (fresh tip): Python start-up + imports vs the rest")
         print(table(["transport", "import floor ms", "claim ms", "claim - floor ms", "floor share"], floor_rows))
-        note("import floor = `python -c 'import gitclaim.api, gitclaim.cli, gitclaim.render'`, sampled alongside.")
+        note("import floor = `python -c 'import gitclaim.api, gitclaim.cli'`, sampled alongside.")
     for p in problems:
         note(f"PROBLEM: {p}")
     results["problems"] = problems

@@ -8,6 +8,7 @@ so libgit2 never reads the developer's own git config.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -86,17 +87,13 @@ class Processes:
 
     def stop_all(self) -> None:
         for p in list(self.procs):
-            try:
+            with contextlib.suppress(Exception):  # cleanup must go on
                 self.stop(p, grace=2.0)
-            except Exception:  # cleanup must go on
-                pass
 
 
 def _signal_group(p: subprocess.Popen[Any], sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(p.pid, sig)  # start_new_session: the group id is the child's pid
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 # --- git --------------------------------------------------------------------
@@ -149,12 +146,19 @@ class GitDaemon:
         self.port = _free_port()
         self.proc = procs.popen(
             [
-                GIT, "daemon", "--reuseaddr", "--listen=127.0.0.1", f"--port={self.port}",
-                f"--base-path={base}", "--export-all", "--enable=receive-pack", str(base),
+                GIT,
+                "daemon",
+                "--reuseaddr",
+                "--listen=127.0.0.1",
+                f"--port={self.port}",
+                f"--base-path={base}",
+                "--export-all",
+                "--enable=receive-pack",
+                str(base),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -320,6 +324,10 @@ def note(text: str) -> None:
     print(f"  {text}", flush=True)
 
 
+SHOW_PROGRESS = sys.stderr.isatty()
+
+
 def progress(text: str) -> None:
-    """A line on stderr while a benchmark works (not part of the report)."""
-    print(f"  .. {text}", file=sys.stderr, flush=True)
+    """A line on stderr while a benchmark works, if stderr is a terminal (not part of the report)."""
+    if SHOW_PROGRESS:
+        print(f"  .. {text}", file=sys.stderr, flush=True)

@@ -18,6 +18,7 @@ import platform
 import signal
 import sys
 import time
+import traceback
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -27,28 +28,41 @@ BENCHES = {"a": "claim: gitclaim vs git CLI", "b": "8 agents vs 1", "c": "store 
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python benchmarks/run.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--quick", action="store_true", help="a fast smoke run (about a minute): fewer samples, smaller stores")
+    p = argparse.ArgumentParser(
+        prog="python benchmarks/run.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="a fast smoke run (about a minute): fewer samples, smaller stores"
+    )
     p.add_argument("--only", default="a,b,c", help="comma-separated benchmarks to run: a, b, c (default: all)")
     p.add_argument("--transports", default="path,daemon", help="path, daemon or both (default: path,daemon)")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder and print its path")
-    p.add_argument("--json", metavar="FILE", help="also write all figures as JSON here"
-                   " (default: benchmarks/results/run-<time>.json)")  # fmt: skip
+    p.add_argument(
+        "--json",
+        metavar="FILE",
+        help="also write all figures as JSON here (default: benchmarks/results/run-<time>.json)",
+    )
     p.add_argument("--no-json", action="store_true", help="do not write the JSON results file")
     g = p.add_argument_group("(a) whole-process claim")
-    g.add_argument("--samples-a", type=int, default=0, help="samples per tool per transport (default 20; quick 5)")
-    g.add_argument("--stale-samples-a", type=int, default=None, help="samples with a stale tip (default 10; quick 3)")
+    g.add_argument("--samples-a", type=int, default=0, help="samples per tool per transport (default 20; quick 4)")
+    g.add_argument("--stale-samples-a", type=int, default=None, help="samples with a stale tip (default 10; quick 2)")
     g = p.add_argument_group("(b) many agents")
     g.add_argument("--agents", type=int, default=8, help="agent processes (default 8)")
-    g.add_argument("--tasks-b", type=int, default=0, help="tasks per run (default 200; quick 48)")
+    g.add_argument("--tasks-b", type=int, default=0, help="tasks per run (default 200; quick 24)")
+    g.add_argument("--work-ms", type=float, default=0.0, help="sleep between next() and done() (default 0)")
     g.add_argument("--reps-b", type=int, default=0, help="runs of each configuration (default 3; quick 1)")
     g = p.add_argument_group("(c) store size")
     g.add_argument("--sizes", default="", help="store sizes (default 100,10000,100000; quick 100,1000,10000)")
-    g.add_argument("--samples-c", type=int, default=0, help="claims per size per transport (default 15; quick 5)")
-    g.add_argument("--api-seed-max", type=int, default=10000,
-                   help="seed stores up to this size with Store.add_many, larger ones with pygit2 (default 10000)")
-    g.add_argument("--ready-runs", type=int, default=0, help="`ready --json` runs, cold and warm each (default 3; quick 1)")
+    g.add_argument("--samples-c", type=int, default=0, help="claims per size per transport (default 25; quick 5)")
+    g.add_argument(
+        "--api-seed-max",
+        type=int,
+        default=None,
+        help="seed stores up to this size with Store.add_many, larger ones with pygit2 (default 10000; quick 1000)",
+    )
+    g.add_argument(
+        "--ready-runs", type=int, default=0, help="`ready --json` runs, cold and warm each (default 3; quick 1)"
+    )
     a = p.parse_args(argv)
     a.only = [x.strip() for x in a.only.split(",") if x.strip()]
     unknown = set(a.only) - set(BENCHES)
@@ -70,46 +84,44 @@ def main(argv: list[str] | None = None) -> int:
     import bench_common as bc
 
     env, cleanup = bc.make_env(keep=args.keep, quick=args.quick)
-    bc.isolate_env(env.root / "home")  # before anything imports pygit2
     signal.signal(signal.SIGTERM, _on_sigterm)
-
-    import bench_agents
-    import bench_cli_claim
-    import bench_scale
-    import pygit2
-
-    modules = {"a": bench_cli_claim, "b": bench_agents, "c": bench_scale}
-    started = time.monotonic()
-    print(f"gitclaim benchmarks{' (quick)' if args.quick else ''}: {', '.join(args.only)}"
-          f" over {', '.join(args.transports)}")  # fmt: skip
-    print(f"python {platform.python_version()}, pygit2 {pygit2.__version__} (libgit2 {pygit2.LIBGIT2_VERSION}),"
-          f" {bc.git('--version').strip()}, {os.cpu_count()} CPUs, {platform.platform()}")  # fmt: skip
-    print("every figure is a median over repeated samples; compare ratios, not absolute times")
     results: dict[str, Any] = {"quick": args.quick, "argv": sys.argv[1:], "started": time.time(), "benchmarks": {}}
     failed: list[str] = []
-    interrupted = False
+    started = time.monotonic()
     try:
+        bc.isolate_env(env.root / "home")  # before anything imports pygit2
+        import bench_agents
+        import bench_cli_claim
+        import bench_scale
+        import pygit2
+
+        modules = {"a": bench_cli_claim, "b": bench_agents, "c": bench_scale}
+        print(
+            f"gitclaim benchmarks{' (quick)' if args.quick else ''}: {', '.join(args.only)}"
+            f" over {', '.join(args.transports)}"
+        )
+        print(
+            f"python {platform.python_version()}, pygit2 {pygit2.__version__} (libgit2 {pygit2.LIBGIT2_VERSION}),"
+            f" {bc.git('--version').strip()}, {os.cpu_count()} CPUs, {platform.platform()}"
+        )
+        print("every figure is a median over repeated samples; compare ratios, not absolute times")
         for key in args.only:
             t = time.monotonic()
             try:
                 results["benchmarks"][key] = modules[key].run(env, args)
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, SystemExit):
                 raise
             except Exception as e:  # report, go on with the others
-                import traceback
-
                 traceback.print_exc()
                 failed.append(f"({key}) {type(e).__name__}: {e}")
                 results["benchmarks"][key] = {"error": str(e)}
             bc.note(f"(({key}) took {time.monotonic() - t:.0f} s)")
     except KeyboardInterrupt:
-        interrupted = True
+        print("\ninterrupted; cleaning up", file=sys.stderr)
+        return 130
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         cleanup()  # stops git daemon and agents, removes the temporary folder
-    if interrupted:
-        print("\ninterrupted; cleaned up", file=sys.stderr)
-        return 130
 
     elapsed = time.monotonic() - started
     bc.heading("summary")

@@ -24,6 +24,7 @@ import getpass
 import os
 import random
 import socket
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -299,7 +300,9 @@ class Store:
         tip = t.local_tip() if offline else t.fetch()
         return require(tip, t.remote, t.branch)
 
-    def _mutate(self, agent: str, decide: Callable[[Snapshot, int], Write[Any] | NoWrite[Any]]) -> Outcome[Any]:
+    def _mutate(
+        self, agent: str, decide: Callable[[Snapshot, int], Write[Any] | NoWrite[Any]], *, optimistic: bool = True
+    ) -> Outcome[Any]:
         return mutate(
             self.repo,
             self.transport,
@@ -309,6 +312,7 @@ class Store:
             now=self.clock,
             policy=self.policy,
             snapshot=self.snapshot,
+            optimistic=optimistic,
             before_push=lambda base, new: self._before_push(agent, base, new),
         )
 
@@ -499,7 +503,8 @@ class Store:
                 raise BadInput(f"task #{i + 1} is not a table/object", index=i)
             raw_id = e.get("id")
             given.append(validate_id(raw_id) if raw_id is not None else None)
-        dup = {i for i in given if i is not None and given.count(i) > 1}
+        counts = Counter(i for i in given if i is not None)
+        dup = {i for i, n in counts.items() if n > 1}
         if dup:
             raise BadInput(f"the same id is given twice: {', '.join(sorted(dup))}", ids=sorted(dup))
 
@@ -599,7 +604,10 @@ class Store:
             pick = cands[0] if attempt == 0 else self.rng.choice(cands[:NEXT_SPREAD])
             return self._claim_decision(snap, pick, who, "next", ttl, seen)
 
-        return self._run_claim(who, decide)
+        # `next` competes for the head of the queue, so it starts from a fresh
+        # fetch: an agent that just pushed would otherwise build on its own
+        # tip at once and win every race against agents that must fetch first.
+        return self._run_claim(who, decide, optimistic=False)
 
     def _alive_if_needed(self, tasks: Iterable[Task], now: datetime) -> dict[str, datetime]:
         """Heartbeats, fetched only when some lease looks expired without them."""
@@ -644,9 +652,15 @@ class Store:
         result = OpResult(op, new, task.state.value, None, True, 0, previous_holder=previous)
         return Write({task_path(task.id): dump_task(new)}, msg, result)
 
-    def _run_claim(self, who: str, decide: Callable[[Snapshot, int], Write[OpResult] | NoWrite[OpResult]]) -> OpResult:
+    def _run_claim(
+        self,
+        who: str,
+        decide: Callable[[Snapshot, int], Write[OpResult] | NoWrite[OpResult]],
+        *,
+        optimistic: bool = True,
+    ) -> OpResult:
         try:
-            out = self._mutate(who, decide)
+            out = self._mutate(who, decide, optimistic=optimistic)
         except LostRace as e:
             # Name the commit that won, so the loser can read it.
             task = e.details.get("task")
@@ -699,7 +713,10 @@ class Store:
         return self._verb("wait", task_id, agent, fields={"waiting_for": text}, note=text)
 
     def resume(self, task_id: str, *, agent: str | None = None) -> OpResult:
-        """Continue a waiting task (holder only)."""
+        """Continue a waiting task (holder only). Resuming is a sign of life: the
+        holder's heartbeat is renewed first, so a lease that ran out while the
+        task was parked does not expose it to a takeover the moment it resumes."""
+        self._beat(self.whoami(agent))
         return self._verb("resume", task_id, agent)
 
     def review(self, task_id: str, *, agent: str | None = None) -> OpResult:
@@ -757,6 +774,8 @@ class Store:
             trailers.append(("To", new.state.value))
             # whose claim this ended, when it was not the caller's own
             previous = task.holder if task.holder not in (None, new.holder, who) else None
+            if verb == "handoff":
+                previous = task.holder  # the caller, whose claim passes on
             if previous is not None:
                 trailers.append(("Previous-Holder", previous))
             if to is not None:
@@ -773,6 +792,7 @@ class Store:
                         cleared = down.evolve(state=State.TODO, claim=None, waiting_for=None)
                         files[task_path(down_id)] = dump_task(cleared)
                         also.append(cleared)
+                        trailers.append(("Task", down_id))
                         trailers.append(("Cleared", f"{down_id} from {down.claim.holder}"))
             subject = {
                 "handoff": f"hand off {task.id} from {who} to {to}",
@@ -834,16 +854,20 @@ class Store:
         Adds no commit to the store branch and never contends with claims.
         """
         who = self.whoami(agent)
-        now = utc(self.clock())
-        msg = audit.message(f"heartbeat {who}", [("Op", "heartbeat"), ("Agent", who), ("At", _iso(now) or "")])
-        commit = self.repo.write_commit(None, {}, msg, who, agent_email(who), now)
-        self.transport.push_alive(who, commit)
+        now = self._beat(who)
         tip = self.transport.local_tip()
         holding: tuple[str, ...] = ()
         if tip is not None and self.repo.has(tip):
             tasks, _ = self.snapshot(tip).scan()
             holding = tuple(t.id for t in tasks if t.holder == who)
         return HeartbeatResult(who, now, holding)
+
+    def _beat(self, who: str) -> datetime:
+        now = utc(self.clock())
+        msg = audit.message(f"heartbeat {who}", [("Op", "heartbeat"), ("Agent", who), ("At", _iso(now) or "")])
+        commit = self.repo.write_commit(None, {}, msg, who, agent_email(who), now)
+        self.transport.push_alive(who, commit)
+        return now
 
     def stale(self, *, silent_after: int | None = None, offline: bool = False) -> StaleReport:
         """Claims whose lease expired, and (with ``silent_after`` seconds) claims

@@ -27,17 +27,26 @@ class FolderCache:
     def __init__(self, git_dir: Path) -> None:
         self.root = git_dir / "gitclaim" / "cache" / _VERSION
         self._writable = True
+        # A long-lived Store (an agent's loop, the MCP server) keeps what it
+        # read: the next scan after a claim re-reads one folder, not 256.
+        self._memory: dict[str, Any] = {}
 
     def get(self, tree_id: str) -> Any | None:
+        hit = self._memory.get(tree_id)
+        if hit is not None:
+            return hit
         try:
             with open(self.root / tree_id, "rb") as f:
-                return pickle.load(f)
+                value = pickle.load(f)
+                self._memory[tree_id] = value
+                return value
         except FileNotFoundError:
             return None
         except Exception:  # a torn or foreign file: rebuild it
             return None
 
     def put(self, tree_id: str, value: Any) -> None:
+        self._memory[tree_id] = value
         if not self._writable:
             return
         try:
@@ -52,6 +61,8 @@ class FolderCache:
 
     def prune(self, keep: set[str]) -> None:
         """Drop entries not in ``keep`` once the folder grows large."""
+        if len(self._memory) > 2 * len(keep) + 64:
+            self._memory = {k: v for k, v in self._memory.items() if k in keep}
         try:
             names = os.listdir(self.root)
         except OSError:

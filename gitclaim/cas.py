@@ -103,10 +103,12 @@ def mutate(
         base = require(tip, transport.remote, transport.branch)
         try:
             decision = decide(snapshot(base), attempt)
-        except GitclaimError:
+        except GitclaimError as e:
             if not fresh:
                 tip, fresh = transport.fetch(), True
                 continue
+            if retries:
+                e.details.setdefault("retries", retries)  # races lost on the way to this answer
             raise
         if isinstance(decision, NoWrite):
             if not fresh:

@@ -370,6 +370,20 @@ def graph(
     _run("graph", as_json, lambda: _store().graph(fmt, offline=offline), "graph")
 
 
+@app.command()
+def mcp(agent: AgentOpt = None) -> None:
+    """Serve the store to MCP clients over stdio (needs the `mcp` extra)."""
+    try:
+        from . import mcp_server
+    except ImportError:
+        raise BadInput(
+            "the MCP server needs the mcp package",
+            hint="pip install 'gitclaim[mcp]'",
+        ) from None
+    mcp_server.serve(_globals.repo, remote=_globals.remote, branch=_globals.branch, agent=agent)
+    raise _Exit(0)
+
+
 hooks_app = typer.Typer(help="Hooks that enforce the store's rules on every push.", no_args_is_help=True)
 app.add_typer(hooks_app, name="hooks")
 

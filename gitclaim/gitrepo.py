@@ -476,6 +476,48 @@ class LocalTransport(Transport):
         return out
 
     def _copy_objects(self, new: str) -> None:
+        """Copy the objects of ``new`` the remote lacks, reading each once.
+
+        A commit built on the remote's tip differs from its parent only along
+        the changed paths: walk the two trees side by side and skip every
+        entry the parent already has, so a claim in a store of 100,000 tasks
+        looks at three trees, not every task.
+        """
+        src = self.repo.repo
+        dst = self._open().odb
+        commit = src[new]
+        assert isinstance(commit, pygit2.Commit)
+        if commit.id in dst:
+            return
+        parents = commit.parent_ids
+        if len(parents) == 1 and parents[0] in dst:
+            base = src[parents[0]]
+            assert isinstance(base, pygit2.Commit)
+            self._copy_tree(commit.tree, base.tree, dst)
+            dst.write(ObjectType.COMMIT, commit.read_raw())
+            return
+        self._copy_closure(new)
+
+    def _copy_tree(self, tree: pygit2.Tree, base: pygit2.Tree | None, dst: pygit2.Odb) -> None:
+        if tree.id in dst:
+            return
+        src = self.repo.repo
+        for entry in tree:
+            name = entry.name or ""
+            old = base[name] if base is not None and name in base else None
+            if old is not None and old.id == entry.id:
+                continue
+            if entry.type_str == "tree":
+                sub = src[entry.id]
+                assert isinstance(sub, pygit2.Tree)
+                old_sub = src[old.id] if old is not None and old.type_str == "tree" else None
+                self._copy_tree(sub, old_sub if isinstance(old_sub, pygit2.Tree) else None, dst)
+            elif entry.id not in dst:
+                blob = src[entry.id]
+                dst.write(blob.type, blob.read_raw())
+        dst.write(ObjectType.TREE, tree.read_raw())  # after its entries: never a dangling tree
+
+    def _copy_closure(self, new: str) -> None:
         src = self.repo.repo.odb
         dst = self._open().odb
         todo = [pygit2.Oid(hex=new)]

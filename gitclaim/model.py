@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -47,6 +47,10 @@ class Claim:
     lease_seconds: int | None = None  # None: no lease, the claim never expires
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    def __reduce__(self) -> tuple[type[Claim], tuple[Any, ...]]:
+        # dataclasses' default for slots calls fields() per object: 25% slower to unpickle
+        return (Claim, (self.holder, self.claimed_at, self.lease_seconds, self.extra))
+
 
 @dataclass(frozen=True, slots=True)
 class Task:
@@ -68,6 +72,9 @@ class Task:
     @property
     def holder(self) -> str | None:
         return self.claim.holder if self.claim else None
+
+    def __reduce__(self) -> tuple[type[Task], tuple[Any, ...]]:
+        return (Task, tuple(getattr(self, name) for name in _TASK_SLOTS))
 
     def evolve(self, **changes: Any) -> Task:
         return replace(self, **changes)
@@ -96,6 +103,8 @@ class Task:
             "extra": _jsonable(dict(self.extra)),
         }
 
+
+_TASK_SLOTS = tuple(f.name for f in fields(Task))
 
 TASK_FIELDS = (
     "schema", "id", "title", "state", "priority", "depends_on", "tags",

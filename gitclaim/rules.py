@@ -187,11 +187,17 @@ def check_claim(
             **extra,
         )
     if task.state not in CLAIMABLE:
+        why = _WHY.get(task.state, "its state refuses claims")
+        waits: dict[str, str] = {}
+        if task.state is S.WAITING and task.waiting_for:
+            why = f"it is waiting for {task.waiting_for}"
+            waits["waiting_for"] = task.waiting_for
         raise NotClaimable(
-            f"{task.id} is {task.state.value}: {_WHY.get(task.state, 'its state refuses claims')};"
+            f"{task.id} is {task.state.value}: {why};"
             f" only {' or '.join(sorted(s.value for s in CLAIMABLE))} tasks can be claimed",
             task=task.id,
             state=task.state.value,
+            **waits,
         )
     blocking = blockers(task, deps)
     if blocking:

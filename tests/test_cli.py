@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 
 from gitclaim.cli import main
+from gitclaim.ids import task_path
 from tests.conftest import Remote, git, run_cli
 
 ERROR_KEYS = {"code", "exit", "message", "details"}
 TASK_KEYS = {
     "id", "title", "state", "priority", "depends_on", "tags", "description",
-    "acceptance", "created_at", "created_by", "claim", "extra",
+    "acceptance", "created_at", "created_by", "claim", "waiting_for", "fail_reason", "extra",
 }  # fmt: skip
 ENTRY_KEYS = {"commit", "time", "author", "subject", "op", "agent", "tasks", "from", "to", "trailers"}
 
@@ -134,13 +135,15 @@ def test_every_command_json_shape(env: Env) -> None:
     assert [x["id"] for x in env.ok("ready")["tasks"]] == ["fix-login"]
 
     shown = env.ok("show", "docs")
-    assert set(shown) == {"task", "blockers", "history", "commit"}
+    assert set(shown) == {"task", "path", "blockers", "history", "commit"}
+    assert shown["path"] == task_path("docs")
     assert shown["blockers"] == [{"id": "fix-login", "state": "todo"}]
     assert [h["op"] for h in shown["history"]] == ["add"]
     assert all(set(h) == ENTRY_KEYS for h in shown["history"])
 
     claimed = env.ok("claim", "fix-login")
-    assert set(claimed) == {"op", "task", "from", "to", "commit", "changed", "retries"}
+    assert set(claimed) == {"op", "task", "from", "to", "commit", "changed", "retries", "previous_holder", "also"}
+    assert claimed["previous_holder"] is None and claimed["also"] == []
     assert claimed["op"] == "claim" and claimed["from"] == "todo" and claimed["to"] == "active"
     assert claimed["changed"] is True and claimed["commit"] == env.tip()
     assert claimed["task"]["claim"]["holder"] == "agent-1"

@@ -73,7 +73,7 @@ def test_round_trip_of_a_minimal_task() -> None:
 
 @pytest.mark.parametrize("state", list(State))
 def test_round_trip_in_every_state(state: State) -> None:
-    claim = Claim("agent-7", T0) if state is State.ACTIVE else None
+    claim = Claim("agent-7", T0) if state in (State.ACTIVE, State.WAITING, State.REVIEW) else None
     t = full_task(state=state, claim=claim)
     assert parse(model.dump_task(t)) == t
 
@@ -168,8 +168,8 @@ def tasks(draw: st.DrawFn) -> Task:
     tid = draw(_ids)
     state = draw(st.sampled_from(list(State)))
     claim = None
-    if state is State.ACTIVE or draw(st.booleans()):
-        claim = Claim(draw(_agents), draw(_times))
+    if state in (State.ACTIVE, State.WAITING, State.REVIEW) or draw(st.booleans()):
+        claim = Claim(draw(_agents), draw(_times), lease_seconds=draw(st.none() | st.integers(1, 10**6)))
     return Task(
         id=tid,
         title=draw(_text.filter(lambda s: s.strip() != "")),
@@ -182,6 +182,8 @@ def tasks(draw: st.DrawFn) -> Task:
         created_at=draw(st.none() | _times),
         created_by=draw(st.none() | _agents),
         claim=claim,
+        waiting_for=draw(st.none() | _text),
+        fail_reason=draw(st.none() | _text),
         extra=draw(
             st.dictionaries(
                 st.text("abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=8).filter(
@@ -237,7 +239,9 @@ CORRUPT = [
     pytest.param(minimal(id='"other"'), "'other'", id="id-mismatch"),
     pytest.param(minimal(id='"Fix Login"'), "not a legal task id", id="illegal-id"),
     pytest.param(minimal(id=None), "'id'", id="id-missing"),
-    pytest.param(minimal(state='"active"'), "active task must have a [claim]", id="active-without-claim"),
+    pytest.param(minimal(state='"active"'), "state active must have a [claim]", id="active-without-claim"),
+    pytest.param(minimal(state='"waiting"'), "state waiting must have a [claim]", id="waiting-without-claim"),
+    pytest.param(minimal(state='"review"'), "state review must have a [claim]", id="review-without-claim"),
     pytest.param(minimal(title='"  "'), "'title'", id="blank-title"),
     pytest.param(minimal(title=None), "'title'", id="title-missing"),
     pytest.param(minimal(title="3"), "'title'", id="title-not-string"),
@@ -396,10 +400,11 @@ def test_to_json_shape() -> None:
     j = full_task().to_json()
     assert set(j) == {
         "id", "title", "state", "priority", "depends_on", "tags", "description",
-        "acceptance", "created_at", "created_by", "claim", "extra",
+        "acceptance", "created_at", "created_by", "claim", "waiting_for", "fail_reason", "extra",
     }  # fmt: skip
     assert j["state"] == "active"
-    assert j["claim"] == {"holder": "agent-7", "claimed_at": "2026-01-31T12:05:00Z"}
+    assert j["claim"] == {"holder": "agent-7", "claimed_at": "2026-01-31T12:05:00Z", "lease_seconds": None}
+    assert j["waiting_for"] is None and j["fail_reason"] is None
     assert j["created_at"] == "2026-01-31T12:00:00Z"
     assert j["extra"]["due"] == "2026-02-01"
     assert Task(id="a", title="x").to_json()["claim"] is None

@@ -160,18 +160,24 @@ def test_apply_claim_sets_active_holder_and_utc_time() -> None:
 
 def test_apply_release_and_done_clear_the_claim() -> None:
     held = task(state=State.ACTIVE, holder="agent-1")
-    r = rules.apply_release(held)
+    r = rules.apply_move(rules.check_move("release", held, "agent-1"), held, now=T0)
     assert r.state is State.TODO and r.claim is None
-    d = rules.apply_done(held)
+    d = rules.apply_move(rules.check_move("done", held, "agent-1"), held, now=T0)
     assert d.state is State.DONE and d.claim is None
+    assert held.state is State.ACTIVE and held.holder == "agent-1"  # the input is not changed
 
 
 # --- release / done ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("check", [rules.check_release, rules.check_done])
-def test_holder_may_release_and_complete(check) -> None:  # type: ignore[no-untyped-def]
-    assert check(task(state=State.ACTIVE, holder="agent-1"), "agent-1") is None
+@pytest.mark.parametrize(
+    ("check", "verb", "target"), [(rules.check_release, "release", State.TODO), (rules.check_done, "done", State.DONE)]
+)
+def test_holder_may_release_and_complete(check, verb: str, target: State) -> None:  # type: ignore[no-untyped-def]
+    row = check(task(state=State.ACTIVE, holder="agent-1"), "agent-1")
+    assert isinstance(row, rules.Move)
+    assert row.verb == verb and row.target is target and State.ACTIVE in row.sources
+    assert row.claim is rules.ClaimEffect.CLEAR
 
 
 @pytest.mark.parametrize(("check", "verb"), [(rules.check_release, "release"), (rules.check_done, "complete")])
@@ -184,12 +190,24 @@ def test_only_the_holder_may_release_or_complete(check, verb: str) -> None:  # t
     assert f"cannot {verb} t1" in e.message and "agent-7" in e.message
 
 
-@pytest.mark.parametrize("check", [rules.check_release, rules.check_done])
-@pytest.mark.parametrize("state", [s for s in State if s is not State.ACTIVE])
+@pytest.mark.parametrize(
+    ("check", "state"),
+    [(rules.check_release, s) for s in State if s is not State.ACTIVE]
+    # done of a task in review is a reviewer's approval (below)
+    + [(rules.check_done, s) for s in State if s not in (State.ACTIVE, State.REVIEW)],
+)
 def test_release_or_done_of_a_task_not_active_is_not_claimable(check, state: State) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(NotClaimable) as ei:
         check(task(state=state), "agent-1")
     assert ei.value.details["state"] == state.value
+
+
+def test_anyone_may_complete_a_task_in_review() -> None:
+    in_review = task(state=State.REVIEW, holder="agent-7")
+    row = rules.check_done(in_review, "reviewer-1")
+    assert row.verb == "done" and row.target is State.DONE and row.who is rules.Who.ANYONE
+    d = rules.apply_move(row, in_review, now=T0)
+    assert d.state is State.DONE and d.claim is None
 
 
 # --- ready -------------------------------------------------------------------------
