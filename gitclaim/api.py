@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from . import audit, rules, views
@@ -63,154 +64,24 @@ from .model import (
     task_from_input,
     utc,
 )
-from .snapshot import Problem, Snapshot
+from .results import (
+    AddResult,
+    HeartbeatResult,
+    History,
+    InitResult,
+    Listing,
+    OpResult,
+    ReapResult,
+    StaleClaim,
+    StaleReport,
+    TaskView,
+)
+from .snapshot import Snapshot
 
 DEFAULT_REMOTE = "origin"
 DEFAULT_BRANCH = "gitclaim"
 AGENT_ENV = "GITCLAIM_AGENT"
 NEXT_SPREAD = 8  # after a lost race, `next` picks among this many best candidates
-
-
-# --- results -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class InitResult:
-    remote: str
-    branch: str
-    commit: str
-    created: bool  # False: attached to an existing store
-
-    def to_json(self) -> dict[str, Any]:
-        return {"remote": self.remote, "branch": self.branch, "commit": self.commit, "created": self.created}
-
-
-@dataclass(frozen=True)
-class AddResult:
-    tasks: tuple[Task, ...]
-    commit: str
-    retries: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {"tasks": [t.to_json() for t in self.tasks], "commit": self.commit, "retries": self.retries}
-
-
-@dataclass(frozen=True)
-class OpResult:
-    """The result of a change to one task (claim, next, release, done)."""
-
-    op: str
-    task: Task
-    previous_state: str
-    commit: str | None  # None when nothing changed (a re-claim by the holder)
-    changed: bool
-    retries: int
-    previous_holder: str | None = None  # whose claim a takeover, reset or handoff ended
-    also: tuple[Task, ...] = ()  # other tasks changed in the same commit (retry's downstream)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "op": self.op,
-            "task": self.task.to_json(),
-            "from": self.previous_state,
-            "to": self.task.state.value,
-            "commit": self.commit,
-            "changed": self.changed,
-            "retries": self.retries,
-            "previous_holder": self.previous_holder,
-            "also": [t.to_json() for t in self.also],
-        }
-
-
-@dataclass(frozen=True)
-class StaleClaim:
-    task: Task
-    holder: str
-    claimed_at: datetime
-    lease_expires: datetime | None
-    last_seen: datetime | None
-    reason: str  # "expired" (lease ran out) or "silent" (no heartbeat for long)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "task": self.task.id,
-            "state": self.task.state.value,
-            "holder": self.holder,
-            "claimed_at": _iso(self.claimed_at),
-            "lease_expires": _iso(self.lease_expires),
-            "last_seen": _iso(self.last_seen),
-            "reason": self.reason,
-        }
-
-
-@dataclass(frozen=True)
-class StaleReport:
-    claims: tuple[StaleClaim, ...]
-    commit: str
-    now: datetime
-
-    def to_json(self) -> dict[str, Any]:
-        return {"claims": [c.to_json() for c in self.claims], "commit": self.commit, "now": _iso(self.now)}
-
-
-@dataclass(frozen=True)
-class ReapResult:
-    reaped: tuple[StaleClaim, ...]
-    commit: str | None
-    retries: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {"reaped": [c.to_json() for c in self.reaped], "commit": self.commit, "retries": self.retries}
-
-
-@dataclass(frozen=True)
-class HeartbeatResult:
-    agent: str
-    at: datetime
-    holding: tuple[str, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"agent": self.agent, "at": _iso(self.at), "holding": list(self.holding)}
-
-
-@dataclass(frozen=True)
-class Listing:
-    tasks: tuple[Task, ...]
-    problems: tuple[Problem, ...]
-    commit: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "tasks": [t.to_json() for t in self.tasks],
-            "problems": [p.to_json() for p in self.problems],
-            "commit": self.commit,
-        }
-
-
-@dataclass(frozen=True)
-class TaskView:
-    task: Task
-    blockers: tuple[dict[str, str], ...]
-    history: tuple[audit.Entry, ...]
-    commit: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "task": self.task.to_json(),
-            "path": task_path(self.task.id),
-            "blockers": list(self.blockers),
-            "history": [e.to_json() for e in self.history],
-            "commit": self.commit,
-        }
-
-
-@dataclass(frozen=True)
-class History:
-    entries: tuple[audit.Entry, ...]
-    commit: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"entries": [e.to_json() for e in self.entries], "commit": self.commit}
 
 
 # --- identity ----------------------------------------------------------------
@@ -964,49 +835,31 @@ def _edited(task: Task, changes: Mapping[str, str]) -> Task:
 
 
 def _check_new_deps(snap: Snapshot, batch: Mapping[str, Task]) -> None:
-    """Every dependency exists (in the store or the batch); no cycle through the batch."""
+    """Every dependency exists (in the store or the batch); no cycle through the batch.
+
+    Existing tasks cannot depend on a new id unless they name a missing
+    task, so a cycle this change creates passes through the batch.
+    """
     for t in batch.values():
         for d in t.depends_on:
             if d not in batch and snap.task(d) is None:
                 raise BadInput(
                     f"{t.id} depends on {d!r}, which is neither in the store nor in this batch", task=t.id, dependency=d
                 )
-    # Existing tasks cannot depend on a new id unless they name a missing task,
-    # so a cycle must pass through the batch: walk from each new task.
-    memo: dict[str, tuple[str, ...]] = {}
 
-    def deps_of(i: str) -> tuple[str, ...]:
-        if i in batch:
-            return batch[i].depends_on
-        if i not in memo:
-            try:
-                found = snap.task(i)
-            except StoreCorrupt:
-                found = None
-            memo[i] = found.depends_on if found else ()
-        return memo[i]
+    @cache
+    def lookup(task_id: str) -> Task | None:
+        if task_id in batch:
+            return batch[task_id]
+        try:
+            return snap.task(task_id)
+        except (StoreCorrupt, SchemaTooNew):
+            return None
 
-    state: dict[str, int] = {}
-    for root in batch:
-        stack = [(root, iter(deps_of(root)))]
-        path = [root]
-        state[root] = 1
-        while stack:
-            node, it = stack[-1]
-            nxt = next(it, None)
-            if nxt is None:
-                stack.pop()
-                path.pop()
-                state[node] = 2
-                continue
-            s = state.get(nxt, 0)
-            if s == 1:
-                cyc = [*path[path.index(nxt) :], nxt]
-                raise BadInput(f"dependency cycle: {' -> '.join(cyc)}", cycle=cyc)
-            if s == 0:
-                state[nxt] = 1
-                path.append(nxt)
-                stack.append((nxt, iter(deps_of(nxt))))
+    for t in batch.values():
+        cyc = rules.cycle_through(t, lookup)
+        if cyc:
+            raise BadInput(f"dependency cycle: {' -> '.join(cyc)}", cycle=cyc)
 
 
 _TASKS_README = """\

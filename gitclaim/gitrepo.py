@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 import pygit2
-from pygit2.enums import FetchPrune, FileMode, ObjectType, Option, RepositoryOpenFlag
+from pygit2.enums import CredentialType, FetchPrune, FileMode, ObjectType, Option, RepositoryOpenFlag
 
 from .errors import BadInput, NotInitialized, PushRejected, RemoteUnreachable, StoreCorrupt
 
@@ -393,22 +393,24 @@ class Transport:
     def _libgit2_fetch(self, spec: str | None = None) -> None:
         remote = self.repo.repo.remotes[self.remote]
         spec = spec or f"+{self.remote_ref}:{self.tracking_ref}"
-        callbacks = None
+        callbacks = _NetCallbacks()
         if self.progress is not None:
             report = self.progress
 
-            class _Progress(pygit2.RemoteCallbacks):
+            class _Progress(_NetCallbacks):
                 def transfer_progress(self, stats: pygit2.remotes.TransferProgress) -> None:
                     report("fetch", stats.received_objects, stats.total_objects)
 
             callbacks = _Progress()
         try:
             remote.fetch([spec], prune=FetchPrune.PRUNE, callbacks=callbacks)
-        except pygit2.GitError as e:
-            raise RemoteUnreachable(
-                f"cannot fetch {self.branch} from {self.remote} ({remote.url}): {_git_error_text(e)}",
-                remote=self.remote,
-                url=remote.url,
+        except (pygit2.GitError, _NoMoreCredentials) as e:
+            raise _network_error(
+                callbacks,
+                e,
+                f"cannot fetch {self.branch} from {self.remote} ({remote.url})",
+                self.remote,
+                str(remote.url),
             ) from None
 
 
@@ -568,7 +570,112 @@ _RACE_WORDS = ("fetch first", "non-fast-forward", "non-fastforward", "failed to 
                "stale info", "failed to update ref", "but expected", "is at ")  # fmt: skip
 
 
-class _PushCallbacks(pygit2.RemoteCallbacks):
+class _NoMoreCredentials(Exception):
+    """Every credential we have was offered and refused (or there was none)."""
+
+
+def _credential_options(url: str, username: str | None, allowed: CredentialType) -> list[Any]:
+    """What to offer a server that asks, in order; each is offered once.
+
+    ssh: the ssh agent if SSH_AUTH_SOCK is set, then the key file named by
+    GITCLAIM_SSH_KEY, or else ~/.ssh/id_ed25519 and ~/.ssh/id_rsa.
+    http(s): a token from GITCLAIM_TOKEN.
+    """
+    out: list[Any] = []
+    if allowed & CredentialType.SSH_KEY:
+        user = username or "git"
+        if os.environ.get("SSH_AUTH_SOCK"):
+            out.append(pygit2.KeypairFromAgent(user))
+        named = os.environ.get("GITCLAIM_SSH_KEY")
+        ssh_dir = Path(os.path.expanduser("~")) / ".ssh"
+        keys = [Path(named).expanduser()] if named else [ssh_dir / "id_ed25519", ssh_dir / "id_rsa"]
+        for key in keys:
+            if key.is_file():
+                pub = Path(f"{key}.pub")
+                out.append(pygit2.Keypair(user, str(pub) if pub.is_file() else None, str(key), ""))
+    elif allowed & CredentialType.USERPASS_PLAINTEXT:
+        token = os.environ.get("GITCLAIM_TOKEN")
+        if token:
+            out.append(pygit2.UserPass(username or "x-access-token", token))
+    return out
+
+
+class _NetCallbacks(pygit2.RemoteCallbacks):
+    """Host key check and credentials for every fetch and push over the network.
+
+    libgit2 checks an ssh host key against ~/.ssh/known_hosts (and a TLS
+    certificate against the system's CAs) and passes its verdict as ``valid``;
+    pygit2's default would accept any ssh host key, so return the verdict.
+    libgit2 asks for credentials again after each refusal: offer each option
+    once, then give up instead of looping.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.host_key_refused: str | None = None
+        self.offered: int = 0
+        self.auth_failed = False
+        self._options: list[Any] | None = None
+        self._gave_username = False
+
+    def certificate_check(self, certificate: None, valid: bool, host: bytes) -> bool:
+        if not valid:
+            self.host_key_refused = host.decode("utf-8", "replace")
+        return bool(valid)
+
+    def credentials(self, url: str, username_from_url: str | None, allowed_types: CredentialType) -> Any:
+        if not allowed_types & (CredentialType.SSH_KEY | CredentialType.USERPASS_PLAINTEXT):
+            if allowed_types & CredentialType.USERNAME and not self._gave_username:
+                self._gave_username = True  # ssh without a user in the URL asks for one first
+                return pygit2.Username(username_from_url or "git")
+            self.auth_failed = True
+            raise _NoMoreCredentials()
+        if self._options is None:
+            self._options = _credential_options(url, username_from_url, allowed_types)
+        if not self._options:
+            self.auth_failed = True
+            raise _NoMoreCredentials()
+        self.offered += 1
+        return self._options.pop(0)
+
+
+def _network_error(cb: _NetCallbacks, e: BaseException, what: str, remote: str, url: str) -> RemoteUnreachable:
+    """One of three distinct failures: the host key, the credentials, or the host itself."""
+    text = _git_error_text(e)
+    if cb.host_key_refused is not None or isinstance(e, pygit2.CertificateError):
+        return RemoteUnreachable(
+            f"{what}: the server's host key is unknown or has changed ({text})",
+            hint="check the host's key fingerprint, then add it to ~/.ssh/known_hosts "
+            "(e.g. `ssh-keyscan -p PORT HOST >> ~/.ssh/known_hosts`); a changed key may mean an impostor",
+            remote=remote,
+            url=url,
+            reason="host_key",
+        )
+    lowered = text.lower()
+    if (
+        cb.auth_failed
+        or isinstance(e, _NoMoreCredentials)
+        or any(w in lowered for w in ("authenticat", "permission denied", "401", "403", "credentials"))
+    ):
+        tried = "no credentials were available" if cb.offered == 0 else f"{cb.offered} credential(s) refused"
+        return RemoteUnreachable(
+            f"{what}: authentication failed ({tried})",
+            hint="ssh: load a key into ssh-agent or set GITCLAIM_SSH_KEY to a private key file the server "
+            "accepts; http(s): set GITCLAIM_TOKEN",
+            remote=remote,
+            url=url,
+            reason="auth",
+        )
+    return RemoteUnreachable(
+        f"{what}: {text}",
+        hint="check the network and that the server is running",
+        remote=remote,
+        url=url,
+        reason="unreachable",
+    )
+
+
+class _PushCallbacks(_NetCallbacks):
     def __init__(self, dst_ref: str, expected: str | None, *, check_old: bool = True) -> None:
         super().__init__()
         self.dst_ref = dst_ref
@@ -612,11 +719,9 @@ class NetworkTransport(Transport):
         cb = _PushCallbacks(ALIVE_PREFIX + agent, None, check_old=False)
         try:
             git.remotes[self.remote].push([f"+{tmp}:{ALIVE_PREFIX}{agent}"], callbacks=cb)
-        except pygit2.GitError as e:
-            raise RemoteUnreachable(
-                f"cannot push the heartbeat of {agent} to {self.remote} ({self.url}): {_git_error_text(e)}",
-                remote=self.remote,
-                url=self.url,
+        except (pygit2.GitError, _NoMoreCredentials) as e:
+            raise _network_error(
+                cb, e, f"cannot push the heartbeat of {agent} to {self.remote} ({self.url})", self.remote, self.url
             ) from None
         finally:
             with contextlib.suppress(KeyError, pygit2.GitError):
@@ -639,14 +744,12 @@ class NetworkTransport(Transport):
             git.remotes[self.remote].push([f"{tmp}:{self.remote_ref}"], callbacks=cb)
         except BranchMoved:
             raise
-        except pygit2.GitError as e:
+        except (pygit2.GitError, _NoMoreCredentials) as e:
             text = _git_error_text(e)
             if cb.moved or "non-fastforward" in text or "not present locally" in text:
                 raise BranchMoved(cb.moved_to) from None
-            raise RemoteUnreachable(
-                f"cannot push {self.branch} to {self.remote} ({self.url}): {text}",
-                remote=self.remote,
-                url=self.url,
+            raise _network_error(
+                cb, e, f"cannot push {self.branch} to {self.remote} ({self.url})", self.remote, self.url
             ) from None
         finally:
             with contextlib.suppress(KeyError, pygit2.GitError):

@@ -12,8 +12,8 @@ from .errors import GitclaimError
 from .model import _iso
 
 if TYPE_CHECKING:
-    from .api import AddResult, History, InitResult, Listing, OpResult, TaskView
     from .model import Task
+    from .results import AddResult, History, InitResult, Listing, OpResult, TaskView
 
 out = Console(highlight=False, soft_wrap=False)
 err = Console(stderr=True, highlight=False)

@@ -12,7 +12,7 @@ parameters: nothing here reads a clock or touches git.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -346,29 +346,28 @@ def downstream(tasks: Iterable[Task], root: str) -> list[str]:
     return out
 
 
-def find_cycle(tasks: Mapping[str, Task]) -> list[str] | None:
-    """A dependency cycle among ``tasks`` as a list of ids, or ``None``."""
-    white, grey, black = 0, 1, 2
-    color = dict.fromkeys(tasks, white)
-    for root in tasks:
-        if color[root] != white:
+def cycle_through(task: Task, lookup: Callable[[str], Task | None], limit: int = 100_000) -> list[str] | None:
+    """A dependency path from ``task`` back to itself, or None (bounded walk)."""
+    parent: dict[str, str] = {}
+    stack = list(task.depends_on)
+    for d in task.depends_on:
+        parent.setdefault(d, task.id)
+    seen: set[str] = set()
+    while stack and len(seen) < limit:
+        node = stack.pop()
+        if node == task.id:
+            path = [node]
+            cur = parent[node]
+            while cur != task.id:
+                path.append(cur)
+                cur = parent[cur]
+            return [task.id, *reversed(path)]
+        if node in seen:
             continue
-        stack: list[tuple[str, int]] = [(root, 0)]
-        path: list[str] = []
-        while stack:
-            node, i = stack.pop()
-            if i == 0:
-                color[node] = grey
-                path.append(node)
-            deps = [d for d in tasks[node].depends_on if d in tasks]
-            if i < len(deps):
-                stack.append((node, i + 1))
-                nxt = deps[i]
-                if color[nxt] == grey:
-                    return [*path[path.index(nxt) :], nxt]
-                if color[nxt] == white:
-                    stack.append((nxt, 0))
-            else:
-                color[node] = black
-                path.pop()
+        seen.add(node)
+        found = lookup(node)
+        for d in found.depends_on if found else ():
+            if d not in seen:
+                parent.setdefault(d, node)
+                stack.append(d)
     return None

@@ -22,7 +22,7 @@ from datetime import datetime
 from .errors import SchemaTooNew, StoreCorrupt
 from .ids import STORE_FILE, TASKS_DIR, fanout, is_valid_id
 from .model import Claim, State, Task, parse_store_config, parse_task
-from .rules import MOVES, ClaimEffect, Move, Who, blockers, lease_expired
+from .rules import MOVES, ClaimEffect, Move, Who, blockers, cycle_through, lease_expired
 
 NEW_STATES = frozenset({State.TODO, State.BACKLOG, State.SOMEDAY})
 
@@ -107,7 +107,7 @@ def check_commit(
             except (StoreCorrupt, SchemaTooNew):
                 old_deps = None
         if new.depends_on and new.depends_on != old_deps:
-            cycle = _cycle_through(new, lookup)
+            cycle = cycle_through(new, lookup)
             if cycle:
                 bad(path, "schema", f"dependency cycle: {' -> '.join(cycle)}", tid)
         old: Task | None = None
@@ -202,31 +202,4 @@ def _row_refuses(
         return None
     if nc is not None:  # CLEAR, NONE
         return ("claim-fields", f"{old.id}: {row.verb} leaves no claim")
-    return None
-
-
-def _cycle_through(task: Task, lookup: Callable[[str], Task | None], limit: int = 100_000) -> list[str] | None:
-    """A dependency path from ``task`` back to itself, or None (bounded walk)."""
-    parent: dict[str, str] = {}
-    stack = list(task.depends_on)
-    for d in task.depends_on:
-        parent.setdefault(d, task.id)
-    seen: set[str] = set()
-    while stack and len(seen) < limit:
-        node = stack.pop()
-        if node == task.id:
-            path = [node]
-            cur = parent[node]
-            while cur != task.id:
-                path.append(cur)
-                cur = parent[cur]
-            return [task.id, *reversed(path)]
-        if node in seen:
-            continue
-        seen.add(node)
-        found = lookup(node)
-        for d in found.depends_on if found else ():
-            if d not in seen:
-                parent.setdefault(d, node)
-                stack.append(d)
     return None

@@ -260,17 +260,17 @@ def graph(**deps: tuple[str, ...]) -> dict[str, Task]:
     return {k: Task(id=k, title=k, depends_on=v) for k, v in deps.items()}
 
 
-def test_find_cycle_none_for_a_dag() -> None:
-    assert rules.find_cycle(graph(a=(), b=("a",), c=("a", "b"), d=("c", "outside"))) is None
+def test_cycle_through_none_for_a_dag() -> None:
+    g = graph(a=(), b=("a",), c=("a", "b"), d=("c", "outside"))
+    assert all(rules.cycle_through(t, g.get) is None for t in g.values())
 
 
-def test_find_cycle_reports_the_loop() -> None:
-    cyc = rules.find_cycle(graph(a=("b",), b=("c",), c=("a",), d=("a",)))
-    assert cyc is not None
-    assert cyc[0] == cyc[-1]
-    assert set(cyc) == {"a", "b", "c"}
+def test_cycle_through_reports_the_loop_from_its_start() -> None:
+    g = graph(a=("b",), b=("c",), c=("a",), d=("a",))
+    assert rules.cycle_through(g["a"], g.get) == ["a", "b", "c", "a"]
+    assert rules.cycle_through(g["d"], g.get) is None  # d reaches a loop it is not part of
 
 
-def test_find_cycle_two_node_loop() -> None:
-    cyc = rules.find_cycle(graph(a=("b",), b=("a",)))
-    assert cyc is not None and set(cyc) == {"a", "b"} and cyc[0] == cyc[-1]
+def test_cycle_through_two_node_loop() -> None:
+    g = graph(a=("b",), b=("a",))
+    assert rules.cycle_through(g["b"], g.get) == ["b", "a", "b"]

@@ -1,0 +1,156 @@
+"""What the operations return: frozen values with a stable ``to_json()``.
+
+The CLI prints ``to_json()`` under ``result`` with --json, the MCP server
+returns it, and Python callers use the fields. The shapes are documented in
+docs/cli.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from . import audit
+from .ids import task_path
+from .model import Task, _iso
+from .snapshot import Problem
+
+
+@dataclass(frozen=True)
+class InitResult:
+    remote: str
+    branch: str
+    commit: str
+    created: bool  # False: attached to an existing store
+
+    def to_json(self) -> dict[str, Any]:
+        return {"remote": self.remote, "branch": self.branch, "commit": self.commit, "created": self.created}
+
+
+@dataclass(frozen=True)
+class AddResult:
+    tasks: tuple[Task, ...]
+    commit: str
+    retries: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tasks": [t.to_json() for t in self.tasks], "commit": self.commit, "retries": self.retries}
+
+
+@dataclass(frozen=True)
+class OpResult:
+    """The result of a change to one task (claim, next, release, done)."""
+
+    op: str
+    task: Task
+    previous_state: str
+    commit: str | None  # None when nothing changed (a re-claim by the holder)
+    changed: bool
+    retries: int
+    previous_holder: str | None = None  # whose claim a takeover, reset or handoff ended
+    also: tuple[Task, ...] = ()  # other tasks changed in the same commit (retry's downstream)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "op": self.op,
+            "task": self.task.to_json(),
+            "from": self.previous_state,
+            "to": self.task.state.value,
+            "commit": self.commit,
+            "changed": self.changed,
+            "retries": self.retries,
+            "previous_holder": self.previous_holder,
+            "also": [t.to_json() for t in self.also],
+        }
+
+
+@dataclass(frozen=True)
+class StaleClaim:
+    task: Task
+    holder: str
+    claimed_at: datetime
+    lease_expires: datetime | None
+    last_seen: datetime | None
+    reason: str  # "expired" (lease ran out) or "silent" (no heartbeat for long)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "task": self.task.id,
+            "state": self.task.state.value,
+            "holder": self.holder,
+            "claimed_at": _iso(self.claimed_at),
+            "lease_expires": _iso(self.lease_expires),
+            "last_seen": _iso(self.last_seen),
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class StaleReport:
+    claims: tuple[StaleClaim, ...]
+    commit: str
+    now: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {"claims": [c.to_json() for c in self.claims], "commit": self.commit, "now": _iso(self.now)}
+
+
+@dataclass(frozen=True)
+class ReapResult:
+    reaped: tuple[StaleClaim, ...]
+    commit: str | None
+    retries: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reaped": [c.to_json() for c in self.reaped], "commit": self.commit, "retries": self.retries}
+
+
+@dataclass(frozen=True)
+class HeartbeatResult:
+    agent: str
+    at: datetime
+    holding: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"agent": self.agent, "at": _iso(self.at), "holding": list(self.holding)}
+
+
+@dataclass(frozen=True)
+class Listing:
+    tasks: tuple[Task, ...]
+    problems: tuple[Problem, ...]
+    commit: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tasks": [t.to_json() for t in self.tasks],
+            "problems": [p.to_json() for p in self.problems],
+            "commit": self.commit,
+        }
+
+
+@dataclass(frozen=True)
+class TaskView:
+    task: Task
+    blockers: tuple[dict[str, str], ...]
+    history: tuple[audit.Entry, ...]
+    commit: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "task": self.task.to_json(),
+            "path": task_path(self.task.id),
+            "blockers": list(self.blockers),
+            "history": [e.to_json() for e in self.history],
+            "commit": self.commit,
+        }
+
+
+@dataclass(frozen=True)
+class History:
+    entries: tuple[audit.Entry, ...]
+    commit: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"entries": [e.to_json() for e in self.entries], "commit": self.commit}
