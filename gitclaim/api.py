@@ -184,16 +184,16 @@ class Store:
             policy=self.policy,
             snapshot=self.snapshot,
             optimistic=optimistic,
-            before_push=lambda base, new: self._before_push(agent, base, new),
+            before_push=lambda base, new, paths: self._before_push(agent, base, new, paths),
         )
 
-    def _before_push(self, agent: str, base: str, new: str) -> None:
+    def _before_push(self, agent: str, base: str, new: str, paths: list[str]) -> None:
         """The validator on our own commit, then the clone's pre-push hook."""
         from .enforce import check_new_commit, run_client_pre_push
 
         now = utc(self.clock())
         # Heartbeats matter only to a takeover, which checked them itself.
-        bad = check_new_commit(self.repo, base, new, now=now, seen=self._seen_for_check)
+        bad = check_new_commit(self.repo, base, new, now=now, seen=self._seen_for_check, paths=paths)
         if bad:
             raise PushRejected(
                 "gitclaim refused its own commit; this is a bug, nothing was pushed:\n"

@@ -86,9 +86,9 @@ def mutate(
     policy: RetryPolicy,
     snapshot: Callable[[str], Snapshot],
     optimistic: bool = True,
-    before_push: Callable[[str, str], None] | None = None,
+    before_push: Callable[[str, str, list[str]], None] | None = None,
 ) -> Outcome[T]:
-    """Run one mutation to completion. ``before_push(base, new)`` may veto a
+    """Run one mutation to completion. ``before_push(base, new, paths)`` may veto a
     commit by raising. Raises what ``decide`` raises (on fresh data),
     :class:`RetriesExhausted`, :class:`RemoteUnreachable`, :class:`PushRejected`.
     """
@@ -116,10 +116,11 @@ def mutate(
                 continue
             return Outcome(decision.value, None, base, retries)
         new = repo.write_commit(base, decision.files, decision.message, author, email, now())
+        paths = list(decision.files)
         if before_push is not None:
-            before_push(base, new)  # the validator and the clone's pre-push hook
+            before_push(base, new, paths)  # the validator and the clone's pre-push hook
         try:
-            transport.push(new, expected=base)
+            transport.push(new, expected=base, paths=paths)
         except RemoteUnreachable as lost:
             # The connection may have dropped after the remote accepted the
             # push: ask the remote whether our commit landed, never guess.

@@ -14,7 +14,7 @@ import os
 import stat
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,15 +35,23 @@ def last_seen(repo: Repo) -> dict[str, datetime]:
 
 
 def check_new_commit(
-    repo: Repo, parent: str | None, commit: str, *, now: datetime, seen: Mapping[str, datetime]
+    repo: Repo,
+    parent: str | None,
+    commit: str,
+    *,
+    now: datetime,
+    seen: Mapping[str, datetime],
+    paths: Iterable[str] | None = None,
 ) -> list[Violation]:
-    """Violations of one commit against its parent."""
+    """Violations of one commit against its parent. ``paths``: the files the
+    commit is known to change (gitclaim's own commits); otherwise a tree diff
+    finds them (a pushed commit from anyone)."""
     info = repo.commit_info(commit)
     new_tree = repo.commit_tree(commit)
     old_tree = repo.commit_tree(parent) if parent is not None else None
+    ids = repo.changed_blobs(old_tree, new_tree) if paths is None else repo.changes_at(old_tree, new_tree, paths)
     changes: dict[str, Change] = {
-        path: (repo.blob(a) if a else None, repo.blob(b) if b else None)
-        for path, (a, b) in repo.changed_blobs(old_tree, new_tree).items()
+        path: (repo.blob(a) if a else None, repo.blob(b) if b else None) for path, (a, b) in ids.items()
     }
     out = []
     if parent is None and STORE_FILE not in changes:
