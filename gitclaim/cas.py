@@ -124,6 +124,8 @@ def mutate(
         except RemoteUnreachable as lost:
             # The connection may have dropped after the remote accepted the
             # push: ask the remote whether our commit landed, never guess.
+            if lost.details.get("reason") in ("auth", "host_key"):
+                raise  # refused before anything was sent: nothing can have landed
             if _landed(transport, new):
                 return Outcome(decision.value, new, base, retries)
             lost.message += (

@@ -6,6 +6,7 @@ folder, so nothing can read or write the developer's own git config.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -185,3 +186,219 @@ def run_cli(
         env=full_env,
         timeout=timeout,
     )
+
+
+# --- ssh: a real sshd on loopback with a git-shell user ------------------------
+
+SSH_USER = "gitclaim"
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+
+
+class GitSshd:
+    """sshd on 127.0.0.1 with its own config, host key and one authorised client key.
+
+    The repositories live under a folder in /tmp that the git-shell user owns
+    (pytest's own temporary folders are private to root).
+    """
+
+    def __init__(self, root: Path) -> None:
+        import pwd
+        import tempfile
+
+        if os.geteuid() != 0 or not os.path.exists(SSHD) or not shutil.which("git-shell"):
+            # No test passes by skipping: .ci/run installs these; say what is missing.
+            pytest.fail("the ssh tests need root, openssh-server and git-shell (installed by .ci/run)")
+        try:
+            pw = pwd.getpwnam(SSH_USER)
+        except KeyError:
+            subprocess.run(
+                ["useradd", "--create-home", "--shell", shutil.which("git-shell") or "/usr/bin/git-shell", SSH_USER],
+                check=True, capture_output=True,
+            )  # fmt: skip
+            pw = pwd.getpwnam(SSH_USER)
+        subprocess.run(["usermod", "-p", "*", SSH_USER], check=True, capture_output=True)  # unlock for key login
+        self.uid, self.gid = pw.pw_uid, pw.pw_gid
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        self.dir = root
+        # Readable by the git-shell user: sshd reads authorized_keys with its privileges.
+        self.shared = Path(tempfile.mkdtemp(prefix="gitclaim-sshd-", dir="/tmp"))
+        self.shared.chmod(0o755)
+        self.repos = self.shared / "repos"
+        self.repos.mkdir()
+        os.chown(self.repos, self.uid, self.gid)
+        self.host_key = root / "ssh_host_ed25519_key"
+        _keygen(self.host_key)
+        self.client_key = root / "client_ed25519"
+        _keygen(self.client_key)
+        self.other_key = root / "other_ed25519"  # never authorised
+        _keygen(self.other_key)
+        auth = self.shared / "authorized_keys"
+        auth.write_text(Path(f"{self.client_key}.pub").read_text())
+        auth.chmod(0o644)
+        self.port = _free_port()
+        config = root / "sshd_config"
+        config.write_text(
+            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {self.host_key}\n"
+            f"PidFile {root / 'sshd.pid'}\nAuthorizedKeysFile {auth}\nStrictModes no\n"
+            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
+            f"AllowUsers {SSH_USER}\nUsePAM no\nMaxStartups 100:30:200\nMaxSessions 100\nLogLevel ERROR\n"
+        )
+        self.log = root / "sshd.log"
+        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL,
+                                     stderr=self.log.open("w"))  # fmt: skip
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    break
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"sshd exited at start: {self.log.read_text()}") from None
+                time.sleep(0.02)
+        else:
+            raise RuntimeError("sshd did not start listening")
+        pub = Path(f"{self.host_key}.pub").read_text().split()
+        self.known_hosts_line = f"[127.0.0.1]:{self.port} {pub[0]} {pub[1]}\n"
+
+    def remote(self, name: str) -> Remote:
+        bare = make_bare(self.repos / f"{name}.git")
+        for d, _, files in os.walk(bare):
+            os.chown(d, self.uid, self.gid)
+            for f in files:
+                os.chown(os.path.join(d, f), self.uid, self.gid)
+        return Remote(bare, f"ssh://{SSH_USER}@127.0.0.1:{self.port}{bare}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        shutil.rmtree(self.shared, ignore_errors=True)
+
+
+def _keygen(path: Path) -> None:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "gitclaim-test", "-f", str(path)],
+                   check=True, capture_output=True)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def git_sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitSshd]:
+    d = GitSshd(tmp_path_factory.mktemp("sshd"))
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+def ssh_client(git_sshd: GitSshd, monkeypatch: pytest.MonkeyPatch) -> Iterator[GitSshd]:
+    """This test's HOME trusts the server's host key and logs in with the authorised key.
+
+    libgit2 reads ~/.ssh/known_hosts of the home folder it cached when it was
+    loaded, so point it at this test's HOME too (and back afterwards).
+    """
+    import pygit2
+    from pygit2.enums import Option
+
+    home = Path(os.environ["HOME"])
+    (home / ".ssh").mkdir(mode=0o700, exist_ok=True)
+    (home / ".ssh" / "known_hosts").write_text(git_sshd.known_hosts_line)
+    monkeypatch.setenv("GITCLAIM_SSH_KEY", str(git_sshd.client_key))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    # The bare repositories belong to the git-shell user; let this process's git read them.
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", "safe.directory")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", "*")
+    old = pygit2.option(Option.GET_HOMEDIR)
+    pygit2.option(Option.SET_HOMEDIR, str(home))
+    try:
+        yield git_sshd
+    finally:
+        pygit2.option(Option.SET_HOMEDIR, old)
+
+
+@pytest.fixture
+def ssh_remote(ssh_client: GitSshd, tmp_path: Path) -> Remote:
+    return ssh_client.remote(f"r{abs(hash(str(tmp_path))) % 10**12}")
+
+
+# --- smart HTTP: nginx + fcgiwrap + git http-backend on loopback -------------
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+FCGIWRAP = shutil.which("fcgiwrap") or "/usr/sbin/fcgiwrap"
+
+
+class GitHttp:
+    """nginx on 127.0.0.1 in front of fcgiwrap running ``git http-backend``."""
+
+    def __init__(self, root: Path) -> None:
+        if not (os.path.exists(NGINX) and os.path.exists(FCGIWRAP) and os.path.exists("/etc/nginx/fastcgi_params")):
+            pytest.fail("the smart-HTTP tests need nginx and fcgiwrap (installed by .ci/run)")
+        self.base = root / "repos"
+        self.base.mkdir()
+        self.port = _free_port()
+        sock = root / "fcgiwrap.sock"
+        backend = Path(subprocess.run([GIT, "--exec-path"], capture_output=True, text=True).stdout.strip())
+        # Its own process group: fcgiwrap -c forks workers that outlive a plain terminate.
+        self.fcgi = subprocess.Popen([FCGIWRAP, "-c", "4", "-s", f"unix:{sock}"], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        user = "user root root;\n" if os.geteuid() == 0 else ""
+        conf = root / "nginx.conf"
+        conf.write_text(
+            f"daemon off;\nworker_processes 2;\npid {root / 'nginx.pid'};\nerror_log {root / 'error.log'};\n{user}"
+            "events { worker_connections 256; }\n"
+            "http {\n"
+            f"  access_log off;\n  client_body_temp_path {root / 'body'};\n  fastcgi_temp_path {root / 'fcgi'};\n"
+            f"  proxy_temp_path {root / 'proxy'};\n  uwsgi_temp_path {root / 'uwsgi'};\n"
+            f"  scgi_temp_path {root / 'scgi'};\n"
+            f"  server {{\n    listen 127.0.0.1:{self.port};\n    client_max_body_size 0;\n"
+            "    location / {\n      include /etc/nginx/fastcgi_params;\n"
+            f"      fastcgi_param SCRIPT_FILENAME {backend / 'git-http-backend'};\n"
+            f"      fastcgi_param GIT_PROJECT_ROOT {self.base};\n      fastcgi_param GIT_HTTP_EXPORT_ALL 1;\n"
+            "      fastcgi_param PATH_INFO $uri;\n      fastcgi_buffering off;\n"
+            f"      fastcgi_pass unix:{sock};\n    }}\n  }}\n}}\n"
+        )
+        self.proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(root), "-e", str(root / "error.log")],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    if sock.exists():
+                        return
+            except OSError:
+                pass
+            if self.proc.poll() is not None or self.fcgi.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"nginx or fcgiwrap exited at start: {(root / 'error.log').read_text()}")
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError("nginx did not start listening")
+
+    def remote(self, name: str) -> Remote:
+        bare = make_bare(self.base / f"{name}.git")
+        git("config", "http.receivepack", "true", cwd=bare)
+        return Remote(bare, f"http://127.0.0.1:{self.port}/{name}.git")
+
+    def stop(self) -> None:
+        import signal
+
+        self.proc.terminate()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.fcgi.pid, signal.SIGTERM)
+        for p in (self.proc, self.fcgi):
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+@pytest.fixture(scope="session")
+def git_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitHttp]:
+    d = GitHttp(tmp_path_factory.mktemp("http"))
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+def http_remote(git_http: GitHttp, tmp_path: Path) -> Remote:
+    return git_http.remote(f"r{abs(hash(str(tmp_path))) % 10**12}")

@@ -1,0 +1,144 @@
+"""A connection cut during a push, by a loopback TCP proxy in front of git daemon.
+
+Two cuts: in the middle of the pack (the remote must not change and must stay
+valid), and after the pack but before the server's report (the remote may
+have moved: gitclaim must ask, not guess). Either way, running the same
+command again converges.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from gitclaim import Store
+from gitclaim.errors import RemoteUnreachable
+
+from .conftest import GitDaemon, Remote, clone, git
+from .test_race import claims_in_history
+
+pytestmark = pytest.mark.slow
+
+
+class CuttingProxy:
+    """Forwards 127.0.0.1:port to the daemon; cuts the next receive-pack connection.
+
+    ``cut`` is "mid_pack" (drop after a few bytes of the client's commands and
+    pack) or "before_report" (let the whole push through, then drop the
+    server's report of the result). One cut, then it only forwards.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target = target_port
+        self.cut: str | None = None
+        self.cuts = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.acceptor = threading.Thread(target=self._accept, daemon=True)
+        self.acceptor.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        server = socket.create_connection(("127.0.0.1", self.target))
+        first = b""  # git daemon's request, one pkt-line: "0032git-receive-pack /x.git\0host=...\0"
+        while len(first) < 4 or len(first) < int(first[:4], 16):
+            more = client.recv(65536)
+            if not more:
+                break
+            first += more
+        mode = self.cut if b"git-receive-pack" in first else None
+        if mode is not None:
+            self.cut, self.cuts = None, self.cuts + 1
+        server.sendall(first)
+        sent_after_request = [0]
+
+        def cut() -> None:  # wakes both directions; the client sees the connection drop
+            for sock in (client, server):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+        def up() -> None:  # client -> server
+            try:
+                while data := client.recv(65536):
+                    if mode == "mid_pack" and sent_after_request[0] + len(data) > 60:
+                        server.sendall(data[:20])
+                        break
+                    sent_after_request[0] += len(data)
+                    server.sendall(data)
+            except OSError:
+                pass
+            cut()
+
+        def down() -> None:  # server -> client
+            try:
+                while data := server.recv(65536):
+                    if mode == "before_report" and sent_after_request[0] > 0 and b"unpack" in data:
+                        break  # receive-pack has updated the ref; its report never arrives
+                    client.sendall(data)
+            except OSError:
+                pass
+            cut()
+
+        t = threading.Thread(target=up, daemon=True)
+        t.start()
+        down()
+        t.join(5)
+        client.close()
+        server.close()
+
+    def close(self) -> None:
+        # Wake the blocked accept before closing: closing alone lets the thread
+        # call accept() again on a reused descriptor number, another test's listener.
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.acceptor.join(5)
+        self.listener.close()
+
+
+@pytest.fixture
+def proxied(git_daemon: GitDaemon, tmp_path: Path) -> tuple[Remote, CuttingProxy]:
+    r = git_daemon.remote(f"f{abs(hash(str(tmp_path))) % 10**12}")
+    proxy = CuttingProxy(git_daemon.port)
+    yield Remote(r.path, r.url.replace(f":{git_daemon.port}/", f":{proxy.port}/")), proxy  # type: ignore[misc]
+    proxy.close()
+
+
+@pytest.mark.parametrize("cut", ["mid_pack", "before_report"])
+def test_a_push_cut_by_the_network_leaves_a_valid_remote_and_a_rerun_converges(
+    proxied: tuple[Remote, CuttingProxy], tmp_path: Path, cut: str
+) -> None:
+    remote, proxy = proxied
+    admin = Store(clone(remote, tmp_path / "admin"), agent="admin")
+    admin.init()
+    admin.add("fragile", task_id="t1")
+    before = remote.ref()
+    worker = Store(clone(remote, tmp_path / "worker"), agent="worker")
+    worker.list()  # warm
+    proxy.cut = cut
+    try:
+        worker.claim("t1")
+        outcome = "ok"
+    except RemoteUnreachable as e:
+        outcome = "unreachable"
+        assert "run the same command again" in e.message
+    assert proxy.cuts == 1
+    git("fsck", "--no-progress", "--no-dangling", cwd=remote.path)
+    if cut == "mid_pack":
+        assert outcome == "unreachable"
+        assert remote.ref() == before
+    # The same command again: claims the task, or recognises its own claim.
+    assert worker.claim("t1").task.holder == "worker"
+    assert admin.show("t1").task.holder == "worker"
+    git("fsck", "--no-progress", "--no-dangling", cwd=remote.path)
+    assert [(t, a) for _, t, a in claims_in_history(remote)] == [("t1", "worker")]  # exactly one claim

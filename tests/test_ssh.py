@@ -1,0 +1,139 @@
+"""The store over ssh: a real sshd on loopback, a git-shell user, key login.
+
+Host keys are checked against ~/.ssh/known_hosts (pygit2 alone would accept
+any key); credentials come from GITCLAIM_SSH_KEY here; every failure is a
+RemoteUnreachable (exit 8) whose ``details.reason`` says which: "host_key",
+"auth" or "unreachable", and none of them hangs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from gitclaim import Store
+from gitclaim.errors import RemoteUnreachable
+
+from .conftest import GitSshd, Remote, clone, git, run_cli
+from .test_race import Workers, claims_in_history
+
+pytestmark = pytest.mark.slow
+
+
+def _known_hosts() -> Path:
+    return Path(os.environ["HOME"]) / ".ssh" / "known_hosts"
+
+
+def test_a_store_works_over_ssh(ssh_remote: Remote, tmp_path: Path) -> None:
+    admin = Store(clone(ssh_remote, tmp_path / "admin"), agent="admin")
+    admin.init()
+    admin.add("over ssh", task_id="t1")
+    worker = Store(clone(ssh_remote, tmp_path / "worker"), agent="worker")
+    r = worker.claim("t1")
+    assert r.changed
+    assert ssh_remote.ref() == r.commit
+    assert worker.heartbeat().holding
+    assert admin.show("t1").task.holder == "worker"
+
+
+def _reason(store: Store) -> RemoteUnreachable:
+    started = time.monotonic()
+    with pytest.raises(RemoteUnreachable) as ei:
+        store.init()
+    assert time.monotonic() - started < 10, "a refused connection must fail fast"
+    return ei.value
+
+
+def test_an_unknown_host_key_is_refused(ssh_remote: Remote, tmp_path: Path) -> None:
+    _known_hosts().write_text("")
+    e = _reason(Store(clone(ssh_remote, tmp_path / "c"), agent="a"))
+    assert e.details["reason"] == "host_key", e.to_json()
+    assert "host key" in e.message
+    assert ssh_remote.ref() is None
+
+
+def test_a_changed_host_key_is_refused(ssh_client: GitSshd, ssh_remote: Remote, tmp_path: Path) -> None:
+    # known_hosts names this host and port, with another key: an impostor, or a reinstalled server
+    other = Path(f"{ssh_client.other_key}.pub").read_text().split()
+    _known_hosts().write_text(f"[127.0.0.1]:{ssh_client.port} {other[0]} {other[1]}\n")
+    e = _reason(Store(clone(ssh_remote, tmp_path / "c"), agent="a"))
+    assert e.details["reason"] == "host_key", e.to_json()
+    assert ssh_remote.ref() is None
+
+
+def test_a_key_the_server_does_not_accept_is_an_auth_failure(
+    ssh_client: GitSshd, ssh_remote: Remote, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITCLAIM_SSH_KEY", str(ssh_client.other_key))
+    e = _reason(Store(clone(ssh_remote, tmp_path / "c"), agent="a"))
+    assert e.details["reason"] == "auth", e.to_json()
+    assert "authentication failed" in e.message
+    assert ssh_remote.ref() is None
+
+
+def test_no_key_at_all_is_an_auth_failure(ssh_remote: Remote, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GITCLAIM_SSH_KEY")  # and the test's HOME has no ~/.ssh/id_*
+    e = _reason(Store(clone(ssh_remote, tmp_path / "c"), agent="a"))
+    assert e.details["reason"] == "auth", e.to_json()
+    assert "no credentials" in e.message
+
+
+def test_the_default_key_file_is_used(
+    ssh_client: GitSshd, ssh_remote: Remote, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GITCLAIM_SSH_KEY")
+    ssh_dir = Path(os.environ["HOME"]) / ".ssh"
+    for suffix in ("", ".pub"):
+        (ssh_dir / f"id_ed25519{suffix}").write_bytes(Path(f"{ssh_client.client_key}{suffix}").read_bytes())
+    (ssh_dir / "id_ed25519").chmod(0o600)
+    Store(clone(ssh_remote, tmp_path / "c"), agent="a").init()
+    assert ssh_remote.ref() is not None
+
+
+def test_a_closed_port_is_unreachable(ssh_client: GitSshd, tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"ssh://git@127.0.0.1:{port}/x.git"
+    e = _reason(Store(clone(Remote(tmp_path / "x.git", url), tmp_path / "c"), agent="a"))
+    assert e.details["reason"] == "unreachable", e.to_json()
+
+
+def test_the_cli_exits_8_with_the_reason(ssh_remote: Remote, tmp_path: Path) -> None:
+    c = clone(ssh_remote, tmp_path / "c")
+    _known_hosts().write_text("")
+    r = run_cli("init", "--agent", "a", "--json", cwd=c)
+    assert r.returncode == 8, r
+    err = json.loads(r.stdout)["error"]
+    assert err["code"] == "remote_unreachable"
+    assert err["details"]["reason"] == "host_key"
+    assert "Traceback" not in r.stderr
+
+
+def test_sixteen_processes_one_task_over_ssh(ssh_remote: Remote, tmp_path: Path) -> None:
+    """The claim race of test_race.py, through sshd and git-receive-pack."""
+    admin = Store(clone(ssh_remote, tmp_path / "admin"), agent="admin")
+    admin.init()
+    rounds = 10
+    admin.add_many([{"id": f"task-{r:02d}", "title": f"round {r}"} for r in range(rounds)])
+    workers = Workers(ssh_remote, tmp_path / "agents", 16)
+    try:
+        for r in range(rounds):
+            results = workers.all({"op": "claim", "task": f"task-{r:02d}"})
+            winners = [name for name, res in results.items() if res["ok"]]
+            assert len(winners) == 1, f"round {r}: winners {winners}: {results}"
+            (winner,) = winners
+            for name, res in results.items():
+                if name != winner:
+                    assert res["code"] == "lost_race", res
+                    assert res["details"]["holder"] == winner  # type: ignore[index]
+    finally:
+        workers.close()
+    assert Counter(task for _, task, _ in claims_in_history(ssh_remote)) == {f"task-{r:02d}": 1 for r in range(rounds)}
+    git("fsck", "--no-progress", "--no-dangling", cwd=ssh_remote.path)  # losers leave unreferenced commits
