@@ -192,7 +192,14 @@ def _check_schema(doc: Mapping[str, Any], what: str) -> None:
         )
 
 
+MAX_FILE_BYTES = 1 << 20  # a task is a page of text; a larger file is refused, not parsed
+
+
 def parse_toml(data: bytes, path: str) -> dict[str, Any]:
+    if len(data) > MAX_FILE_BYTES:
+        raise StoreCorrupt(
+            f"{path}: {len(data)} bytes, larger than the {MAX_FILE_BYTES >> 20} MiB a gitclaim file may be", path=path
+        )
     try:
         return tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError as e:

@@ -251,3 +251,55 @@ _GOOD = model.dump_task(
 def test_garbled_task_files_into_parse_task(start: int, end: int, junk: bytes) -> None:
     lo, hi = sorted((start, end))
     check_task(_GOOD[:lo] + junk + _GOOD[hi:])
+
+
+# --- the validator -------------------------------------------------------------
+
+_PATHS = st.sampled_from(
+    ["gitclaim.toml", "tasks/README.md", "tasks/e5/t1.toml", "tasks/00/t1.toml", "tasks/x.toml", "notes.txt"]
+)
+_BLOBS = st.one_of(
+    st.none(),
+    st.binary(max_size=300),
+    st.builds(
+        lambda state, holder: model.dump_task(
+            model.Task(
+                "t1",
+                "x",
+                state=state,
+                claim=model.Claim(holder, datetime(2026, 1, 1, tzinfo=UTC)) if holder else None,
+            )
+        ),
+        st.sampled_from(list(model.State)),
+        st.sampled_from([None, "ann", "bob"]),
+    ),
+)
+
+
+@SETTINGS
+@given(
+    changes=st.dictionaries(_PATHS, st.tuples(_BLOBS, _BLOBS), max_size=4),
+    agent=st.sampled_from(["ann", "bob"]),
+)
+def test_the_validator_takes_anything_and_only_reports(changes: dict[str, Any], agent: str) -> None:
+    """Arbitrary old/new file contents: a list of violations, never an exception."""
+    from gitclaim.validate import Violation, check_commit
+
+    t0 = time.monotonic()
+    out = check_commit(
+        changes, agent=agent, lookup=lambda _id: None, now=datetime(2026, 6, 1, tzinfo=UTC), last_seen={}
+    )
+    assert all(isinstance(v, Violation) and v.rule and v.message for v in out)
+    assert time.monotonic() - t0 < 1.0
+
+
+def test_a_huge_task_file_is_refused_unparsed() -> None:
+    big = b'schema = 1\nid = "t1"\ntitle = "x"\nstate = "todo"\ndescription = "' + b"a" * (2 << 20) + b'"\n'
+    t0 = time.monotonic()
+    try:
+        model.parse_task(big, expected_id="t1", path="tasks/e5/t1.toml")
+    except StoreCorrupt as e:
+        assert "larger than" in e.message
+    else:
+        raise AssertionError("a 2 MiB task file was accepted")
+    assert time.monotonic() - t0 < 0.5
