@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -10,8 +9,8 @@ import pytest
 from gitclaim import Store
 from gitclaim.errors import RemoteUnreachable
 
-from .conftest import GitHttp, Remote, clone, git
-from .test_race import Workers, claims_in_history
+from .conftest import GitHttp, Remote, clone
+from .test_race import assert_one_winner_per_round
 
 pytestmark = pytest.mark.slow
 
@@ -34,23 +33,5 @@ def test_a_missing_repository_over_http_is_unreachable(git_http: GitHttp, tmp_pa
 
 
 def test_sixteen_processes_one_task_over_http(http_remote: Remote, tmp_path: Path) -> None:
-    """The claim race of test_race.py, through nginx and git http-backend's receive-pack."""
-    admin = Store(clone(http_remote, tmp_path / "admin"), agent="admin")
-    admin.init()
-    rounds = 10
-    admin.add_many([{"id": f"task-{r:02d}", "title": f"round {r}"} for r in range(rounds)])
-    workers = Workers(http_remote, tmp_path / "agents", 16)
-    try:
-        for r in range(rounds):
-            results = workers.all({"op": "claim", "task": f"task-{r:02d}"})
-            winners = [name for name, res in results.items() if res["ok"]]
-            assert len(winners) == 1, f"round {r}: winners {winners}: {results}"
-            (winner,) = winners
-            for name, res in results.items():
-                if name != winner:
-                    assert res["code"] == "lost_race", res
-                    assert res["details"]["holder"] == winner  # type: ignore[index]
-    finally:
-        workers.close()
-    assert Counter(task for _, task, _ in claims_in_history(http_remote)) == {f"task-{r:02d}": 1 for r in range(rounds)}
-    git("fsck", "--no-progress", "--no-dangling", cwd=http_remote.path)
+    """The claim race of test_race.py, through nginx and git http-backend."""
+    assert_one_winner_per_round(http_remote, tmp_path, rounds=10)

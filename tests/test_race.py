@@ -79,13 +79,15 @@ def claims_in_history(remote: Remote) -> list[tuple[str, str, str]]:
     return rows
 
 
-@pytest.mark.slow
-def test_sixteen_processes_one_task_twenty_rounds(remote: Remote, tmp_path: Path) -> None:
+def assert_one_winner_per_round(remote: Remote, tmp_path: Path, rounds: int, agents: int = 16) -> None:
+    """``agents`` processes with separate clones claim the same task at once,
+    ``rounds`` times: exactly one winner a round, every loser names the
+    winner and its commit, one claim a task in the remote's history, and the
+    remote repository is sound (losers leave only unreferenced commits)."""
     admin = Store(clone(remote, tmp_path / "admin"), agent="admin")
     admin.init()
-    rounds = 20
     admin.add_many([{"id": f"task-{r:02d}", "title": f"round {r}"} for r in range(rounds)])
-    workers = Workers(remote, tmp_path / "agents", 16)
+    workers = Workers(remote, tmp_path / "agents", agents)
     try:
         for r in range(rounds):
             results = workers.all({"op": "claim", "task": f"task-{r:02d}"})
@@ -108,6 +110,12 @@ def test_sixteen_processes_one_task_twenty_rounds(remote: Remote, tmp_path: Path
     history = claims_in_history(remote)
     per_task = Counter(task for _, task, _ in history)
     assert per_task == {f"task-{r:02d}": 1 for r in range(rounds)}
+    git("fsck", "--no-progress", "--no-dangling", cwd=remote.path)
+
+
+@pytest.mark.slow
+def test_sixteen_processes_one_task_twenty_rounds(remote: Remote, tmp_path: Path) -> None:
+    assert_one_winner_per_round(remote, tmp_path, rounds=20)
 
 
 @pytest.mark.slow

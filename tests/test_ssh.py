@@ -12,7 +12,6 @@ import json
 import os
 import socket
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -20,8 +19,8 @@ import pytest
 from gitclaim import Store
 from gitclaim.errors import RemoteUnreachable
 
-from .conftest import GitSshd, Remote, clone, git, run_cli
-from .test_race import Workers, claims_in_history
+from .conftest import GitSshd, Remote, clone, run_cli
+from .test_race import assert_one_winner_per_round
 
 pytestmark = pytest.mark.slow
 
@@ -118,22 +117,4 @@ def test_the_cli_exits_8_with_the_reason(ssh_remote: Remote, tmp_path: Path) -> 
 
 def test_sixteen_processes_one_task_over_ssh(ssh_remote: Remote, tmp_path: Path) -> None:
     """The claim race of test_race.py, through sshd and git-receive-pack."""
-    admin = Store(clone(ssh_remote, tmp_path / "admin"), agent="admin")
-    admin.init()
-    rounds = 10
-    admin.add_many([{"id": f"task-{r:02d}", "title": f"round {r}"} for r in range(rounds)])
-    workers = Workers(ssh_remote, tmp_path / "agents", 16)
-    try:
-        for r in range(rounds):
-            results = workers.all({"op": "claim", "task": f"task-{r:02d}"})
-            winners = [name for name, res in results.items() if res["ok"]]
-            assert len(winners) == 1, f"round {r}: winners {winners}: {results}"
-            (winner,) = winners
-            for name, res in results.items():
-                if name != winner:
-                    assert res["code"] == "lost_race", res
-                    assert res["details"]["holder"] == winner  # type: ignore[index]
-    finally:
-        workers.close()
-    assert Counter(task for _, task, _ in claims_in_history(ssh_remote)) == {f"task-{r:02d}": 1 for r in range(rounds)}
-    git("fsck", "--no-progress", "--no-dangling", cwd=ssh_remote.path)  # losers leave unreferenced commits
+    assert_one_winner_per_round(ssh_remote, tmp_path, rounds=10)
