@@ -319,3 +319,19 @@ def test_gitclaim_leaves_worktree_index_and_head_alone(initialized, store_factor
     s.add("from worktree", task_id="t2")
     assert s.claim("t2").task.holder == "wt-agent"
     assert git("rev-parse", "HEAD", cwd=wt) == head
+
+
+def test_only_claim_builds_on_the_last_seen_tip(initialized, store_factory):
+    """next and done fetch first, so a branch that moved meanwhile costs no
+    refused push; claim ID builds on the last tip it saw and pays one retry."""
+    remote, admin = initialized
+    admin.add_many([{"id": "t1", "title": "a"}, {"id": "t2", "title": "b"}])
+    a = store_factory(remote, "agent-a")
+    a.transport.fetch()
+    admin.add("moved", task_id="m1")  # a's copy is stale now
+    got = a.next()
+    assert got.retries == 0
+    admin.add("moved again", task_id="m2")
+    assert a.done(got.task.id).retries == 0
+    admin.add("and again", task_id="m3")
+    assert a.claim("t2").retries == 1
