@@ -1,0 +1,132 @@
+"""Agents killed with SIGKILL at any point of an operation lose nothing.
+
+An agent process can die anywhere: while it reads, after it wrote its
+commit, in the middle of a push. Whatever the point, the shared store stays
+valid (git fsck, and the validator over its whole history), no task is
+claimed twice, and the same command run again converges.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from gitclaim import Store
+from gitclaim.enforce import check_push
+from gitclaim.errors import NothingReady
+
+from .conftest import Remote, clone, git
+from .test_race import claims_in_history
+
+pytestmark = pytest.mark.slow
+
+
+def _spawn(clone_path: Path, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "gitclaim", "-C", str(clone_path), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own group: the kill reaches a hook it started too
+    )
+
+
+def _kill(p: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(p.pid, signal.SIGKILL)
+    p.wait(10)
+
+
+def _store_is_sound(remote: Remote, checker: Store) -> None:
+    git("fsck", "--no-progress", "--no-dangling", cwd=remote.path)
+    tip = checker.transport.fetch()
+    assert tip is not None
+    bad = check_push(checker.repo, None, tip, branch="gitclaim", now=datetime.now(UTC), seen={})
+    assert bad == [], bad
+
+
+def test_killed_after_writing_its_commit_before_pushing(remote: Remote, tmp_path: Path) -> None:
+    """The clone's pre-push hook is a point between the commit and the push."""
+    admin = Store(clone(remote, tmp_path / "admin"), agent="admin")
+    admin.init()
+    admin.add("t", task_id="t1")
+    tip = remote.ref()
+    agent = clone(remote, tmp_path / "agent")
+    hooks = agent / ".git" / "hooks"
+    hooks.mkdir(parents=True, exist_ok=True)
+    reached = tmp_path / "reached"
+    hook = hooks / "pre-push"
+    hook.write_text(f"#!/bin/sh\ntouch {reached}\nsleep 60\n")
+    hook.chmod(0o755)
+    p = _spawn(agent, "claim", "t1", "--agent", "crashy")
+    deadline = time.monotonic() + 60
+    while not reached.exists():
+        assert time.monotonic() < deadline, "the hook was never reached"
+        assert p.poll() is None, "gitclaim exited before pushing"
+        time.sleep(0.02)
+    _kill(p)
+    assert remote.ref() == tip  # nothing half-done on the remote
+    hook.unlink()
+    again = Store(agent, agent="crashy").claim("t1")  # the same command again
+    assert again.changed and again.task.holder == "crashy"
+    assert Counter(t for _, t, _ in claims_in_history(remote)) == {"t1": 1}
+    _store_is_sound(remote, admin)
+
+
+def test_agents_killed_at_random_points_lose_nothing(remote: Remote, tmp_path: Path) -> None:
+    admin = Store(clone(remote, tmp_path / "admin"), agent="admin")
+    admin.init()
+    ids = [f"job-{i:02d}" for i in range(12)]
+    admin.add_many([{"id": i, "title": i} for i in ids])
+    clones = [clone(remote, tmp_path / f"a{i}") for i in range(3)]
+    rng = random.Random(7)
+    for round_ in range(8):
+        procs = [_spawn(c, "next", "--agent", f"agent-{i}") for i, c in enumerate(clones)]
+        time.sleep(rng.uniform(0.05, 0.6))  # anywhere: start-up, fetch, commit, push
+        for p in procs:
+            _kill(p)
+        _store_is_sound(remote, admin)
+        claims = Counter(t for _, t, _ in claims_in_history(remote))
+        assert all(n == 1 for n in claims.values()), (round_, claims)
+    # survivors finish the queue; nothing is claimed twice, everything once
+    for i, c in enumerate(clones):
+        s = Store(c, agent=f"agent-{i}")
+        with contextlib.suppress(NothingReady):
+            while True:
+                s.next()
+    claims = Counter(t for _, t, _ in claims_in_history(remote))
+    assert claims == dict.fromkeys(ids, 1)
+    final = {t.id: t for t in admin.list().tasks}
+    assert all(final[i].state.value == "active" and final[i].holder for i in ids)
+    _store_is_sound(remote, admin)
+
+
+def test_a_damaged_local_copy_is_repaired_from_the_remote(remote: Remote, tmp_path: Path) -> None:
+    """The clone's copy is a cache of the remote: a tracking ref naming an
+    object that is not there, and a garbled parsed-task cache, cost nothing."""
+    admin = Store(clone(remote, tmp_path / "admin"), agent="admin")
+    admin.init()
+    admin.add_many([{"id": "t1", "title": "a"}, {"id": "t2", "title": "b"}])
+    path = clone(remote, tmp_path / "agent")
+    a = Store(path, agent="agent-a")
+    assert [t.id for t in a.ready().tasks] == ["t1", "t2"]  # fills the cache
+    # git itself refuses to point a ref at a missing object, so write the file
+    (path / ".git" / "refs" / "remotes" / "origin").mkdir(parents=True, exist_ok=True)
+    (path / ".git" / "refs" / "remotes" / "origin" / "gitclaim").write_text("1" * 40 + "\n")
+    cache_files = [f for f in (path / ".git" / "gitclaim" / "cache").rglob("*") if f.is_file()]
+    assert cache_files
+    for f in cache_files:
+        f.write_bytes(b"\x80garbage")
+    fresh = Store(path, agent="agent-a")
+    assert fresh.claim("t1").task.holder == "agent-a"
+    assert [t.id for t in fresh.ready().tasks] == ["t2"]
+    _store_is_sound(remote, admin)
