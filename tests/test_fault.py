@@ -28,8 +28,10 @@ class CuttingProxy:
     """Forwards 127.0.0.1:port to the daemon; cuts the next receive-pack connection.
 
     ``cut`` is "mid_pack" (drop after a few bytes of the client's commands and
-    pack) or "before_report" (let the whole push through, then drop the
-    server's report of the result). One cut, then it only forwards.
+    pack), "before_report" (let the whole push through, then drop the
+    server's report of the result), or "mid_fetch" (drop a fetch's
+    upload-pack connection part way through the server's answer). One cut,
+    then it only forwards.
     """
 
     def __init__(self, target_port: int) -> None:
@@ -57,7 +59,8 @@ class CuttingProxy:
             if not more:
                 break
             first += more
-        mode = self.cut if b"git-receive-pack" in first else None
+        service = b"git-upload-pack" if self.cut == "mid_fetch" else b"git-receive-pack"
+        mode = self.cut if service in first else None
         if mode is not None:
             self.cut, self.cuts = None, self.cuts + 1
         server.sendall(first)
@@ -81,8 +84,13 @@ class CuttingProxy:
             cut()
 
         def down() -> None:  # server -> client
+            received = 0
             try:
                 while data := server.recv(65536):
+                    received += len(data)
+                    if mode == "mid_fetch" and received > 200:
+                        client.sendall(data[:50])
+                        break
                     if mode == "before_report" and sent_after_request[0] > 0 and b"unpack" in data:
                         break  # receive-pack has updated the ref; its report never arrives
                     client.sendall(data)
@@ -142,3 +150,24 @@ def test_a_push_cut_by_the_network_leaves_a_valid_remote_and_a_rerun_converges(
     assert admin.show("t1").task.holder == "worker"
     git("fsck", "--no-progress", "--no-dangling", cwd=remote.path)
     assert [(t, a) for _, t, a in claims_in_history(remote)] == [("t1", "worker")]  # exactly one claim
+
+
+def test_a_fetch_cut_by_the_network_changes_nothing_and_a_rerun_works(
+    proxied: tuple[Remote, CuttingProxy], tmp_path: Path
+) -> None:
+    remote, proxy = proxied
+    admin = Store(clone(remote, tmp_path / "admin"), agent="admin")
+    admin.init()
+    admin.add_many([{"id": f"t{i}", "title": "x" * 200} for i in range(40)])  # a fetch of some size
+    before = remote.ref()
+    worker = Store(clone(remote, tmp_path / "worker"), agent="worker")
+    proxy.cut = "mid_fetch"
+    with pytest.raises(RemoteUnreachable) as ei:
+        worker.claim("t1")  # a fresh clone must fetch first
+    assert proxy.cuts == 1
+    assert ei.value.details["reason"] == "unreachable"
+    assert remote.ref() == before
+    assert worker.transport.local_tip() is None  # no half-fetched branch left behind
+    assert worker.claim("t1").task.holder == "worker"
+    git("fsck", "--no-progress", "--no-dangling", cwd=remote.path)
+    assert [(t, a) for _, t, a in claims_in_history(remote)] == [("t1", "worker")]
