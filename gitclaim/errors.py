@@ -30,6 +30,7 @@ class ExitCode(IntEnum):
     NOT_HOLDER = 13
     ALREADY_EXISTS = 14
     PUSH_REJECTED = 15
+    LOCAL_IO = 16
 
 
 class GitclaimError(Exception):
@@ -148,3 +149,14 @@ class PushRejected(GitclaimError):
 
     exit_code = ExitCode.PUSH_REJECTED
     code = "push_rejected"
+
+
+class LocalIOError(GitclaimError):
+    """The clone itself could not be written (disk full, read-only, permissions).
+
+    Nothing was pushed: the shared store is unchanged.
+    """
+
+    exit_code = ExitCode.LOCAL_IO
+    code = "local_io"
+    hint = "free disk space or fix the permissions of the clone's .git folder, then run the same command again"

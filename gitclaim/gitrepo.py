@@ -35,7 +35,7 @@ from urllib.parse import unquote, urlparse
 import pygit2
 from pygit2.enums import CredentialType, FetchPrune, FileMode, ObjectType, Option, RepositoryOpenFlag
 
-from .errors import BadInput, NotInitialized, PushRejected, RemoteUnreachable, StoreCorrupt
+from .errors import BadInput, LocalIOError, NotInitialized, PushRejected, RemoteUnreachable, StoreCorrupt
 
 ZERO = "0" * 40
 _ZERO_RAW = bytes(20)
@@ -260,7 +260,28 @@ class Repo:
         email: str,
         when: datetime,
     ) -> str:
-        """Write a commit on ``parent`` replacing ``files``; rewrite only their trees."""
+        """Write a commit on ``parent`` replacing ``files``; rewrite only their trees.
+
+        Raises :class:`LocalIOError` if the clone cannot be written.
+        """
+        try:
+            return self._write_commit(parent, files, message, author, email, when)
+        except (OSError, pygit2.GitError) as e:
+            raise LocalIOError(
+                f"cannot write the commit into this clone ({self.repo.path}): {_git_error_text(e)};"
+                " nothing was pushed",
+                path=self.repo.path,
+            ) from None
+
+    def _write_commit(
+        self,
+        parent: str | None,
+        files: Mapping[str, bytes],
+        message: str,
+        author: str,
+        email: str,
+        when: datetime,
+    ) -> str:
         repo = self.repo
         base = self.commit_tree(parent) if parent is not None else None
         nested: dict[str, Any] = {}
@@ -408,6 +429,11 @@ class Transport:
             callbacks = _Progress()
         try:
             remote.fetch([spec], prune=FetchPrune.PRUNE, callbacks=callbacks)
+        except OSError as e:
+            raise LocalIOError(
+                f"cannot store what was fetched from {self.remote} in this clone: {_git_error_text(e)}",
+                path=self.repo.repo.path,
+            ) from None
         except (pygit2.GitError, _NoMoreCredentials) as e:
             raise _network_error(
                 callbacks,

@@ -9,6 +9,7 @@ claimed twice, and the same command run again converges.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import signal
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -129,4 +131,50 @@ def test_a_damaged_local_copy_is_repaired_from_the_remote(remote: Remote, tmp_pa
     fresh = Store(path, agent="agent-a")
     assert fresh.claim("t1").task.holder == "agent-a"
     assert [t.id for t in fresh.ready().tasks] == ["t2"]
+    _store_is_sound(remote, admin)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB file system of our own (tmpfs), for a clone that fills it."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    assert r.returncode == 0, f"the disk-full test mounts a tmpfs and needs root: {r.stderr}"
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _fill(folder: Path) -> Path:
+    filler = folder / "filler"
+    with contextlib.suppress(OSError), open(filler, "wb") as f:
+        while True:
+            f.write(b"\0" * 65536)
+            f.flush()
+    return filler
+
+
+def test_a_full_disk_in_the_clone_is_a_clear_error_and_changes_nothing(
+    remote: Remote, tmp_path: Path, small_disk: Path
+) -> None:
+    admin = Store(clone(remote, tmp_path / "admin"), agent="admin")
+    admin.init()
+    admin.add_many([{"id": "t1", "title": "a"}, {"id": "t2", "title": "b"}])
+    path = clone(remote, small_disk / "agent")
+    agent = Store(path, agent="agent-a")
+    agent.ready()  # the store is fetched; then the disk fills up
+    tip = remote.ref()
+    filler = _fill(small_disk)
+    r = subprocess.run(
+        [sys.executable, "-m", "gitclaim", "-C", str(path), "claim", "t1", "--agent", "agent-a", "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 16, r.stdout + r.stderr
+    err = json.loads(r.stdout)["error"]
+    assert err["code"] == "local_io" and "nothing was pushed" in err["message"]
+    assert "Traceback" not in r.stderr
+    assert remote.ref() == tip
+    filler.unlink()  # space again: the same command converges
+    assert Store(path, agent="agent-a").claim("t1").task.holder == "agent-a"
     _store_is_sound(remote, admin)
