@@ -264,24 +264,6 @@ class Repo:
 
         Raises :class:`LocalIOError` if the clone cannot be written.
         """
-        try:
-            return self._write_commit(parent, files, message, author, email, when)
-        except (OSError, pygit2.GitError) as e:
-            raise LocalIOError(
-                f"cannot write the commit into this clone ({self.repo.path}): {_git_error_text(e)};"
-                " nothing was pushed",
-                path=self.repo.path,
-            ) from None
-
-    def _write_commit(
-        self,
-        parent: str | None,
-        files: Mapping[str, bytes],
-        message: str,
-        author: str,
-        email: str,
-        when: datetime,
-    ) -> str:
         repo = self.repo
         base = self.commit_tree(parent) if parent is not None else None
         nested: dict[str, Any] = {}
@@ -309,11 +291,15 @@ class Repo:
                 tb.insert(name, build(sub, change, f"{where}{name}/"), FileMode.TREE)
             return tb.write()
 
-        tree_id = build(base, nested, "")
-        ts = int(when.timestamp())
-        sig = pygit2.Signature(author, email, ts, 0)
+        sig = pygit2.Signature(author, email, int(when.timestamp()), 0)
         parents = [pygit2.Oid(hex=parent)] if parent is not None else []
-        return str(repo.create_commit(None, sig, sig, message, tree_id, parents))
+        try:
+            return str(repo.create_commit(None, sig, sig, message, build(base, nested, ""), parents))
+        except (OSError, pygit2.GitError) as e:  # pygit2 raises OSError when a write fails
+            raise LocalIOError(
+                f"cannot write the commit into this clone ({repo.path}): {_git_error_text(e)}; nothing was pushed",
+                path=repo.path,
+            ) from None
 
     def commit_info(self, oid: str) -> CommitInfo:
         c = self.repo[oid]
