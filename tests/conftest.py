@@ -62,8 +62,7 @@ def make_bare(path: Path) -> Path:
 
 @pytest.fixture
 def path_remote(tmp_path: Path) -> Remote:
-    bare = make_bare(tmp_path / "remote.git")
-    return Remote(bare, str(bare))
+    return make_remote_path(tmp_path)
 
 
 class GitDaemon:
@@ -119,7 +118,7 @@ def git_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitDaemon]:
 
 @pytest.fixture
 def daemon_remote(git_daemon: GitDaemon, tmp_path: Path) -> Remote:
-    return git_daemon.remote(f"r{abs(hash(str(tmp_path))) % 10**12}")
+    return git_daemon.remote(repo_name(tmp_path))
 
 
 @pytest.fixture(params=["path", "daemon"])
@@ -128,7 +127,12 @@ def remote(request: pytest.FixtureRequest, tmp_path: Path) -> Remote:
     if request.param == "path":
         return make_remote_path(tmp_path)
     daemon: GitDaemon = request.getfixturevalue("git_daemon")
-    return daemon.remote(f"r{abs(hash(str(tmp_path))) % 10**12}")
+    return daemon.remote(repo_name(tmp_path))
+
+
+def repo_name(tmp_path: Path, prefix: str = "r") -> str:
+    """A name for a test's repository on a shared server, unique per test."""
+    return f"{prefix}{abs(hash(str(tmp_path))) % 10**12}"
 
 
 def make_remote_path(tmp_path: Path) -> Remote:
@@ -318,7 +322,7 @@ def ssh_client(git_sshd: GitSshd, monkeypatch: pytest.MonkeyPatch) -> Iterator[G
 
 @pytest.fixture
 def ssh_remote(ssh_client: GitSshd, tmp_path: Path) -> Remote:
-    return ssh_client.remote(f"r{abs(hash(str(tmp_path))) % 10**12}")
+    return ssh_client.remote(repo_name(tmp_path))
 
 
 # --- smart HTTP: nginx + fcgiwrap + git http-backend on loopback -------------
@@ -401,4 +405,4 @@ def git_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitHttp]:
 
 @pytest.fixture
 def http_remote(git_http: GitHttp, tmp_path: Path) -> Remote:
-    return git_http.remote(f"r{abs(hash(str(tmp_path))) % 10**12}")
+    return git_http.remote(repo_name(tmp_path))

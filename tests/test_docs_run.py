@@ -21,7 +21,7 @@ import pytest
 
 from gitclaim import Store
 
-from .conftest import clone, make_bare
+from .conftest import Remote, clone, make_bare
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -41,7 +41,7 @@ def blocks() -> list[tuple[str, int, str, str]]:
 
 def sandbox(tmp_path: Path, seed: bool) -> tuple[Path, dict[str, str]]:
     remote = make_bare(tmp_path / "shared.git")
-    work = clone(type("R", (), {"url": str(remote)})(), tmp_path / "work")  # type: ignore[arg-type]
+    work = clone(Remote(remote, str(remote)), tmp_path / "work")
     store = Store(work, agent="planner")
     store.init()
     if seed:

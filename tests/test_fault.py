@@ -18,7 +18,7 @@ import pytest
 from gitclaim import Store
 from gitclaim.errors import RemoteUnreachable
 
-from .conftest import GitDaemon, Remote, clone, git
+from .conftest import GitDaemon, Remote, clone, git, repo_name
 from .test_race import claims_in_history
 
 pytestmark = pytest.mark.slow
@@ -116,7 +116,7 @@ class CuttingProxy:
 
 @pytest.fixture
 def proxied(git_daemon: GitDaemon, tmp_path: Path) -> tuple[Remote, CuttingProxy]:
-    r = git_daemon.remote(f"f{abs(hash(str(tmp_path))) % 10**12}")
+    r = git_daemon.remote(repo_name(tmp_path, "f"))
     proxy = CuttingProxy(git_daemon.port)
     yield Remote(r.path, r.url.replace(f":{git_daemon.port}/", f":{proxy.port}/")), proxy  # type: ignore[misc]
     proxy.close()
