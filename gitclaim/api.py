@@ -862,10 +862,9 @@ def _check_new_deps(snap: Snapshot, batch: Mapping[str, Task]) -> None:
         except (StoreCorrupt, SchemaTooNew):
             return None
 
-    for t in batch.values():
-        cyc = rules.cycle_through(t, lookup)
-        if cyc:
-            raise BadInput(f"dependency cycle: {' -> '.join(cyc)}", cycle=cyc)
+    cycles = rules.dependency_cycles((t.id for t in batch.values() if t.depends_on), lookup)
+    if cycles:
+        raise BadInput(f"dependency cycle: {' -> '.join(cycles[0])}", cycle=cycles[0])
 
 
 _TASKS_README = """\

@@ -8,6 +8,7 @@ written back unchanged by every rewrite.
 from __future__ import annotations
 
 import tomllib
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
@@ -291,8 +292,24 @@ def task_from_doc(doc: Mapping[str, Any], *, expected_id: str | None, path: str)
         raise StoreCorrupt(f"{path}: {e}", path=path, task=expected_id) from None
 
 
+# Parsed tasks by content: one command reads the same files more than once
+# (deciding a change, then validating it before the push; a cycle walk, then
+# the validator's), and TOML parsing is the cost. Tasks are immutable.
+_PARSED: OrderedDict[tuple[bytes, str | None], Task] = OrderedDict()
+_PARSED_MAX = 10_000
+
+
 def parse_task(data: bytes, *, expected_id: str | None, path: str) -> Task:
-    return task_from_doc(parse_toml(data, path), expected_id=expected_id, path=path)
+    key = (data, expected_id)
+    found = _PARSED.get(key)
+    if found is not None:
+        _PARSED.move_to_end(key)
+        return found
+    task = task_from_doc(parse_toml(data, path), expected_id=expected_id, path=path)
+    _PARSED[key] = task
+    if len(_PARSED) > _PARSED_MAX:
+        _PARSED.popitem(last=False)
+    return task
 
 
 def parse_store_config(data: bytes, path: str = "gitclaim.toml") -> StoreConfig:

@@ -12,7 +12,7 @@ parameters: nothing here reads a clock or touches git.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -346,28 +346,99 @@ def downstream(tasks: Iterable[Task], root: str) -> list[str]:
     return out
 
 
-def cycle_through(task: Task, lookup: Callable[[str], Task | None], limit: int = 100_000) -> list[str] | None:
-    """A dependency path from ``task`` back to itself, or None (bounded walk)."""
-    parent: dict[str, str] = {}
-    stack = list(task.depends_on)
-    for d in task.depends_on:
-        parent.setdefault(d, task.id)
-    seen: set[str] = set()
-    while stack and len(seen) < limit:
-        node = stack.pop()
-        if node == task.id:
-            path = [node]
-            cur = parent[node]
-            while cur != task.id:
-                path.append(cur)
-                cur = parent[cur]
-            return [task.id, *reversed(path)]
-        if node in seen:
+def dependency_cycles(starts: Iterable[str], lookup: Callable[[str], Task | None]) -> list[list[str]]:
+    """Every dependency cycle that passes through one of ``starts``, each once,
+    as a path from that start back to itself (``["a", "b", "a"]``).
+
+    One iterative pass (Tarjan's strongly connected components) over what the
+    starts reach: linear in the tasks and edges walked, however long the
+    chains, and without recursion. ``lookup`` is asked once per task. A cycle
+    the starts only reach, without being on it, is not theirs and is not
+    reported (a hand-made loop elsewhere must not block unrelated changes).
+    """
+    deps: dict[str, tuple[str, ...]] = {}
+
+    def deps_of(node: str) -> tuple[str, ...]:
+        if node not in deps:
+            found = lookup(node)
+            deps[node] = found.depends_on if found is not None else ()
+        return deps[node]
+
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    component: dict[str, int] = {}
+    members: list[list[str]] = []
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    start_ids = list(dict.fromkeys(starts))
+    for root in start_ids:
+        if root in index:
             continue
-        seen.add(node)
-        found = lookup(node)
-        for d in found.depends_on if found else ():
-            if d not in seen:
-                parent.setdefault(d, node)
-                stack.append(d)
-    return None
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        work: list[tuple[str, Iterator[str]]] = [(root, iter(deps_of(root)))]
+        while work:
+            node, children = work[-1]
+            for child in children:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(deps_of(child))))
+                    break
+                if child in on_stack:
+                    low[node] = min(low[node], index[child])
+            else:
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[node])
+                if low[node] == index[node]:
+                    comp: list[str] = []
+                    while True:
+                        top = stack.pop()
+                        on_stack.discard(top)
+                        component[top] = len(members)
+                        comp.append(top)
+                        if top == node:
+                            break
+                    members.append(comp)
+    out: list[list[str]] = []
+    reported: set[int] = set()
+    for root in start_ids:
+        c = component[root]
+        if c in reported or (len(members[c]) == 1 and root not in deps_of(root)):
+            continue
+        reported.add(c)
+        out.append(_path_back(root, set(members[c]), deps_of))
+    return out
+
+
+def _path_back(root: str, within: set[str], deps_of: Callable[[str], tuple[str, ...]]) -> list[str]:
+    """The shortest dependency path from ``root`` back to itself inside one component."""
+    parent: dict[str, str] = {}
+    frontier = [root]
+    while frontier:
+        nxt: list[str] = []
+        for node in frontier:
+            for d in deps_of(node):
+                if d == root:
+                    path = [node]
+                    while path[-1] != root:
+                        path.append(parent[path[-1]])
+                    return [root, *reversed(path[:-1]), root] if node != root else [root, root]
+                if d in within and d not in parent:
+                    parent[d] = node
+                    nxt.append(d)
+        frontier = nxt
+    raise AssertionError("a strongly connected component always leads back")  # pragma: no cover
+
+
+def cycle_through(task: Task, lookup: Callable[[str], Task | None]) -> list[str] | None:
+    """A dependency path from ``task`` back to itself, or None.
+
+    ``task`` is taken as it is given, whatever ``lookup`` says of its id.
+    """
+    found = dependency_cycles([task.id], lambda i: task if i == task.id else lookup(i))
+    return found[0] if found else None

@@ -22,7 +22,7 @@ from datetime import datetime
 from .errors import SchemaTooNew, StoreCorrupt
 from .ids import STORE_FILE, TASKS_DIR, fanout, is_valid_id
 from .model import Claim, State, Task, parse_store_config, parse_task
-from .rules import MOVES, ClaimEffect, Move, Who, blockers, cycle_through, lease_expired
+from .rules import MOVES, ClaimEffect, Move, Who, blockers, dependency_cycles, lease_expired
 
 NEW_STATES = frozenset({State.TODO, State.BACKLOG, State.SOMEDAY})
 
@@ -69,6 +69,7 @@ def check_commit(
     def bad(path: str, rule: str, message: str, task: str | None = None) -> None:
         out.append(Violation(path, rule, message, task, commit))
 
+    rewired: dict[str, str] = {}  # task id -> path, for tasks whose dependencies this commit sets
     for path in sorted(changes):
         old_b, new_b = changes[path]
         if path == STORE_FILE:
@@ -107,9 +108,7 @@ def check_commit(
             except (StoreCorrupt, SchemaTooNew):
                 old_deps = None
         if new.depends_on and new.depends_on != old_deps:
-            cycle = cycle_through(new, lookup)
-            if cycle:
-                bad(path, "schema", f"dependency cycle: {' -> '.join(cycle)}", tid)
+            rewired[tid] = path
         old: Task | None = None
         if old_b is not None:
             try:
@@ -125,6 +124,9 @@ def check_commit(
             continue
         for v in _check_move(old, new, agent, lookup, now, last_seen):
             bad(path, v[0], v[1], tid)
+    # One pass for the whole commit: a batch of N rewired tasks costs N, not N².
+    for cycle in dependency_cycles(rewired, lookup):
+        bad(rewired[cycle[0]], "schema", f"dependency cycle: {' -> '.join(cycle)}", cycle[0])
     return out
 
 

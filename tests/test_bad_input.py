@@ -488,3 +488,39 @@ def test_gitclaim_works_from_a_linked_worktree(
     # the worktree added a branch `feature`; nothing else of the main clone moved
     assert after["HEAD"] == main_before["HEAD"] and after["files"] == main_before["files"]
     assert after["index"] == main_before["index"]
+
+
+# --- deep chains and cycles ---------------------------------------------------------------------
+
+
+def test_a_deep_chain_and_a_hand_made_cycle_stay_bounded(
+    initialized: tuple[Remote, Store], make_clone: Callable[[Remote, str], Path], tmp_path: Path
+) -> None:
+    """3,000 tasks in one dependency chain, and a cycle committed by hand
+    (only a server hook could refuse it): every walk is iterative and bounded,
+    a cycle is never ready, and closing a loop through the API is refused."""
+    from gitclaim.errors import BadInput, Blocked
+
+    remote, admin = initialized
+    n = 3000
+    admin.add_many([{"id": f"c{i}", "title": f"link {i}", "depends_on": [f"c{i - 1}"] if i else []} for i in range(n)])
+    admin.add("after the chain", task_id="tail", depends_on=[f"c{n - 1}"])
+    with pytest.raises(BadInput, match="cycle"):
+        admin.edit("c0", {"depends_on": f"c{n - 1}"})
+    hand_edit(remote, tmp_path, {
+        task_path("loop-a"): task_toml("loop-a").replace(b"depends_on = []", b'depends_on = ["loop-b"]'),
+        task_path("loop-b"): task_toml("loop-b").replace(b"depends_on = []", b'depends_on = ["loop-a"]'),
+    })  # fmt: skip
+    agent = Store(make_clone(remote, "agent"), agent="agent")
+    assert [t.id for t in agent.ready().tasks] == ["c0"]
+    with pytest.raises(Blocked):
+        agent.claim("loop-a")
+    blocked = {b.task.id for b in agent.blocked().tasks}
+    assert {"loop-a", "loop-b", "tail", f"c{n - 1}"} <= blocked
+    assert "loop-a" in agent.graph("dot").text
+    view = agent.show(f"c{n - 1}")
+    assert view.task.depends_on == (f"c{n - 2}",)
+    agent.claim("c0")
+    agent.done("c0")
+    assert agent.retry("c0").task.state.value == "todo"  # walks all 3,000 downstream tasks
+    assert [t.id for t in agent.ready().tasks] == ["c0"]

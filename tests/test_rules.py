@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -274,3 +275,36 @@ def test_cycle_through_reports_the_loop_from_its_start() -> None:
 def test_cycle_through_two_node_loop() -> None:
     g = graph(a=("b",), b=("a",))
     assert rules.cycle_through(g["b"], g.get) == ["b", "a", "b"]
+
+
+def test_a_task_depending_on_itself() -> None:
+    g = graph(a=("a",), b=("a",))
+    assert rules.cycle_through(g["a"], g.get) == ["a", "a"]
+    assert rules.dependency_cycles(["b"], g.get) == []
+
+
+def test_the_shortest_way_back_is_reported() -> None:
+    g = graph(a=("x", "b"), x=("y",), y=("z",), z=("a",), b=("a",))
+    assert rules.cycle_through(g["a"], g.get) == ["a", "b", "a"]
+
+
+def test_each_cycle_is_reported_once_from_its_first_start() -> None:
+    g = graph(a=("b",), b=("a",), c=("d",), d=("e",), e=("c",), f=("a", "c"), g=())
+    assert rules.dependency_cycles(["f", "b", "a", "e", "c", "g"], g.get) == [["b", "a", "b"], ["e", "c", "d", "e"]]
+
+
+def test_a_chain_of_a_hundred_thousand_is_one_linear_pass() -> None:
+    """No recursion, and each task looked up once however many starts share the chain."""
+    n = 100_000
+    g = graph(**{f"t{i}": ((f"t{i - 1}",) if i else ()) for i in range(n)})
+    asked: Counter[str] = Counter()
+
+    def lookup(i: str) -> Task | None:
+        asked[i] += 1
+        return g.get(i)
+
+    assert rules.dependency_cycles([f"t{i}" for i in range(n - 1, -1, -1)], lookup) == []
+    assert max(asked.values()) == 1 and len(asked) == n
+    g["t0"] = Task(id="t0", title="t0", depends_on=(f"t{n - 1}",))  # close the loop
+    (cycle,) = rules.dependency_cycles(["t0", "t5"], g.get)
+    assert len(cycle) == n + 1 and cycle[0] == cycle[-1] == "t0"

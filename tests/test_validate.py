@@ -454,3 +454,23 @@ def test_every_violation_of_a_commit_is_reported_in_path_order_with_the_commit()
 def test_a_violation_without_a_commit_prints_without_one() -> None:
     v = only(check({task_path("t1"): ch(task(), None)}), "deleted")
     assert str(v).startswith(f"{task_path('t1')}: [deleted]")
+
+
+# --- dependency cycles -----------------------------------------------------------
+
+
+def test_a_cycle_closed_by_a_commit_is_one_violation_however_many_tasks_it_rewires() -> None:
+    """A hand-made commit adds 2,000 chained tasks and closes them into a loop:
+    one violation naming the loop, found in one pass (no N² walk)."""
+    n = 2000
+    tasks = [task(f"c{i}", depends_on=(f"c{(i - 1) % n}",)) for i in range(n)]
+    tree = {t.id: t for t in tasks}
+    (v,) = check({task_path(t.id): ch(None, t) for t in tasks}, tree=tree)
+    assert v.rule == "schema" and v.message.startswith("dependency cycle: ")
+    assert v.path == task_path(v.task or "") and len(v.message.split(" -> ")) == n + 1
+
+
+def test_depending_on_a_loop_made_by_hand_earlier_is_not_this_commits_cycle() -> None:
+    loop = {"a": task("a", depends_on=("b",)), "b": task("b", depends_on=("a",))}
+    new = task("t1", depends_on=("a",))
+    assert check({task_path("t1"): ch(None, new)}, tree={**loop, "t1": new}) == []
