@@ -124,7 +124,7 @@ def mutate(
         except RemoteUnreachable as lost:
             # The connection may have dropped after the remote accepted the
             # push: ask the remote whether our commit landed, never guess.
-            if lost.details.get("reason") in ("auth", "host_key"):
+            if lost.details.get("reason") in ("auth", "host_key", "certificate", "forbidden"):
                 raise  # refused before anything was sent: nothing can have landed
             if _landed(transport, new):
                 return Outcome(decision.value, new, base, retries)

@@ -35,6 +35,7 @@ from urllib.parse import unquote, urlparse
 import pygit2
 from pygit2.enums import CredentialType, FetchPrune, FileMode, ObjectType, Option, RepositoryOpenFlag
 
+from . import credentials as gitcred
 from .errors import BadInput, LocalIOError, NotInitialized, PushRejected, RemoteUnreachable, StoreCorrupt
 
 ZERO = "0" * 40
@@ -108,6 +109,13 @@ class Repo:
             return None
         return str(value)
 
+    def config_entries(self) -> list[tuple[str, str]]:
+        """Every setting of the clone's config, system first, then global, then local."""
+        try:
+            return [(e.name, e.value or "") for e in self.repo.config]
+        except pygit2.GitError:
+            return []
+
     def config_set(self, key: str, value: str) -> None:
         self.repo.config[key] = value
 
@@ -133,6 +141,12 @@ class Repo:
     def ref(self, name: str) -> str | None:
         ref = self.repo.references.get(name)
         return None if ref is None else str(ref.target)
+
+    def names_own_files(self, e: BaseException) -> bool:
+        """Whether a libgit2 error is about a file of this clone (disk full, read-only,
+        permissions) rather than about the remote: libgit2 names the file it failed on."""
+        text = str(e)
+        return any(str(p).rstrip("/") + "/" in text for p in (self.common_dir, self.repo.path))
 
     def set_ref(self, name: str, oid: str | None, message: str) -> None:
         """Best effort: a local ref is a cache of the remote, never the truth."""
@@ -404,7 +418,7 @@ class Transport:
     def _libgit2_fetch(self, spec: str | None = None) -> None:
         remote = self.repo.repo.remotes[self.remote]
         spec = spec or f"+{self.remote_ref}:{self.tracking_ref}"
-        callbacks = _NetCallbacks()
+        callbacks = _NetCallbacks(self.repo.config_entries)
         if self.progress is not None:
             report = self.progress
 
@@ -412,15 +426,17 @@ class Transport:
                 def transfer_progress(self, stats: pygit2.remotes.TransferProgress) -> None:
                     report("fetch", stats.received_objects, stats.total_objects)
 
-            callbacks = _Progress()
+            callbacks = _Progress(self.repo.config_entries)
         try:
             remote.fetch([spec], prune=FetchPrune.PRUNE, callbacks=callbacks)
-        except OSError as e:
-            raise LocalIOError(
-                f"cannot store what was fetched from {self.remote} in this clone: {_git_error_text(e)}",
-                path=self.repo.repo.path,
-            ) from None
-        except (pygit2.GitError, _NoMoreCredentials) as e:
+        except (OSError, pygit2.GitError) as e:
+            if isinstance(e, OSError) or self.repo.names_own_files(e):
+                raise LocalIOError(
+                    f"cannot store what was fetched from {self.remote} in this clone: {_git_error_text(e)}",
+                    hint="free disk space or fix the permissions of the clone's .git folder, then run the same "
+                    "command again; reading commands can use --offline to read the copy fetched last",
+                    path=self.repo.repo.path,
+                ) from None
             raise _network_error(
                 callbacks,
                 e,
@@ -428,6 +444,15 @@ class Transport:
                 self.remote,
                 str(remote.url),
             ) from None
+        except _NoMoreCredentials as e:
+            raise _network_error(
+                callbacks,
+                e,
+                f"cannot fetch {self.branch} from {self.remote} ({remote.url})",
+                self.remote,
+                str(remote.url),
+            ) from None
+        callbacks.succeeded()
 
 
 class LocalTransport(Transport):
@@ -589,49 +614,52 @@ class _NoMoreCredentials(Exception):
     """Every credential we have was offered and refused (or there was none)."""
 
 
-def _credential_options(url: str, username: str | None, allowed: CredentialType) -> list[Any]:
-    """What to offer a server that asks, in order; each is offered once.
-
-    ssh: the ssh agent if SSH_AUTH_SOCK is set, then the key file named by
-    GITCLAIM_SSH_KEY, or else ~/.ssh/id_ed25519 and ~/.ssh/id_rsa.
-    http(s): a token from GITCLAIM_TOKEN.
-    """
+def _key_options(username: str | None) -> list[Any]:
+    """ssh keys to offer, in order: the ssh agent if SSH_AUTH_SOCK is set, then
+    the key file named by GITCLAIM_SSH_KEY, or else ~/.ssh/id_ed25519 and ~/.ssh/id_rsa."""
     out: list[Any] = []
-    if allowed & CredentialType.SSH_KEY:
-        user = username or "git"
-        if os.environ.get("SSH_AUTH_SOCK"):
-            out.append(pygit2.KeypairFromAgent(user))
-        named = os.environ.get("GITCLAIM_SSH_KEY")
-        ssh_dir = Path(os.path.expanduser("~")) / ".ssh"
-        keys = [Path(named).expanduser()] if named else [ssh_dir / "id_ed25519", ssh_dir / "id_rsa"]
-        for key in keys:
-            if key.is_file():
-                pub = Path(f"{key}.pub")
-                out.append(pygit2.Keypair(user, str(pub) if pub.is_file() else None, str(key), ""))
-    elif allowed & CredentialType.USERPASS_PLAINTEXT:
-        token = os.environ.get("GITCLAIM_TOKEN")
-        if token:
-            out.append(pygit2.UserPass(username or "x-access-token", token))
+    user = username or "git"
+    if os.environ.get("SSH_AUTH_SOCK"):
+        out.append(pygit2.KeypairFromAgent(user))
+    named = os.environ.get("GITCLAIM_SSH_KEY")
+    ssh_dir = Path(os.path.expanduser("~")) / ".ssh"
+    keys = [Path(named).expanduser()] if named else [ssh_dir / "id_ed25519", ssh_dir / "id_rsa"]
+    for key in keys:
+        if key.is_file():
+            pub = Path(f"{key}.pub")
+            out.append(pygit2.Keypair(user, str(pub) if pub.is_file() else None, str(key), ""))
     return out
+
+
+def _io_timeout() -> float:
+    return int(os.environ.get("GITCLAIM_IO_TIMEOUT_MS", "30000")) / 1000
 
 
 class _NetCallbacks(pygit2.RemoteCallbacks):
     """Host key check and credentials for every fetch and push over the network.
 
     libgit2 checks an ssh host key against ~/.ssh/known_hosts (and a TLS
-    certificate against the system's CAs) and passes its verdict as ``valid``;
-    pygit2's default would accept any ssh host key, so return the verdict.
-    libgit2 asks for credentials again after each refusal: offer each option
-    once, then give up instead of looping.
+    certificate against the system's CAs plus any configured CA bundle) and
+    passes its verdict as ``valid``; pygit2's default would accept any ssh
+    host key, so return the verdict. libgit2 asks for credentials again after
+    each refusal: offer each option once, then give up instead of looping.
+
+    http(s) credentials, in order: GITCLAIM_TOKEN, then git's credential
+    helpers (see credentials.py), told ``store`` or ``erase`` by the outcome.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, config: Callable[[], list[tuple[str, str]]] | None = None) -> None:
         super().__init__()
         self.host_key_refused: str | None = None
         self.offered: int = 0
         self.auth_failed = False
+        self.problems: list[str] = []
+        self._config = config
         self._options: list[Any] | None = None
         self._gave_username = False
+        self._helpers_asked = False
+        self._session: gitcred.Session | None = None
+        self._pending: gitcred.Credential | None = None
 
     def certificate_check(self, certificate: None, valid: bool, host: bytes) -> bool:
         if not valid:
@@ -639,6 +667,10 @@ class _NetCallbacks(pygit2.RemoteCallbacks):
         return bool(valid)
 
     def credentials(self, url: str, username_from_url: str | None, allowed_types: CredentialType) -> Any:
+        if self._pending is not None and self._session is not None:
+            # Asked again: the server refused what the helpers gave. Tell them, as git does.
+            self._session.tell(self._pending, "erase")
+            self._pending = None
         if not allowed_types & (CredentialType.SSH_KEY | CredentialType.USERPASS_PLAINTEXT):
             if allowed_types & CredentialType.USERNAME and not self._gave_username:
                 self._gave_username = True  # ssh without a user in the URL asks for one first
@@ -646,18 +678,56 @@ class _NetCallbacks(pygit2.RemoteCallbacks):
             self.auth_failed = True
             raise _NoMoreCredentials()
         if self._options is None:
-            self._options = _credential_options(url, username_from_url, allowed_types)
-        if not self._options:
-            self.auth_failed = True
-            raise _NoMoreCredentials()
-        self.offered += 1
-        return self._options.pop(0)
+            if allowed_types & CredentialType.SSH_KEY:
+                self._options = _key_options(username_from_url)
+            else:
+                token = os.environ.get("GITCLAIM_TOKEN")
+                self._options = [pygit2.UserPass(username_from_url or "x-access-token", token)] if token else []
+        if self._options:
+            self.offered += 1
+            return self._options.pop(0)
+        if allowed_types & CredentialType.USERPASS_PLAINTEXT and not self._helpers_asked:
+            self._helpers_asked = True
+            cred = self._from_helpers(url, username_from_url)
+            if cred is not None:
+                self._pending = cred
+                self.offered += 1
+                return pygit2.UserPass(cred.username, cred.password)
+        self.auth_failed = True
+        raise _NoMoreCredentials()
+
+    def _from_helpers(self, url: str, username: str | None) -> gitcred.Credential | None:
+        entries = self._config() if self._config is not None else []
+        helpers = gitcred.helpers_for(url, entries)
+        request = gitcred.request_for(url, helpers, username)
+        if not helpers.commands or request is None:
+            return None
+        self._session = gitcred.Session(helpers, request, _io_timeout(), self.problems)
+        return self._session.fill()
+
+    def succeeded(self) -> None:
+        """The operation went through: a helper's credential was good, so let the helpers keep it."""
+        if self._pending is not None and self._session is not None:
+            self._session.tell(self._pending, "store")
+            self._pending = None
 
 
 def _network_error(cb: _NetCallbacks, e: BaseException, what: str, remote: str, url: str) -> RemoteUnreachable:
-    """One of three distinct failures: the host key, the credentials, or the host itself."""
+    """One of five distinct failures: the ssh host key, the TLS certificate,
+    the credentials, access refused to known credentials, or the host itself."""
     text = _git_error_text(e)
+    tls = urlparse(url).scheme.lower() == "https"
     if cb.host_key_refused is not None or isinstance(e, pygit2.CertificateError):
+        if tls:
+            return RemoteUnreachable(
+                f"{what}: the server's TLS certificate is not trusted ({text})",
+                hint="if the server uses a private CA, point GITCLAIM_CA_BUNDLE (or git's http.sslCAInfo) "
+                "at that CA's certificate (PEM); otherwise the certificate is wrong or someone is "
+                "impersonating the server",
+                remote=remote,
+                url=url,
+                reason="certificate",
+            )
         return RemoteUnreachable(
             f"{what}: the server's host key is unknown or has changed ({text})",
             hint="check the host's key fingerprint, then add it to ~/.ssh/known_hosts "
@@ -667,16 +737,28 @@ def _network_error(cb: _NetCallbacks, e: BaseException, what: str, remote: str, 
             reason="host_key",
         )
     lowered = text.lower()
+    if "403" in lowered and not cb.auth_failed:
+        return RemoteUnreachable(
+            f"{what}: the server refused access (HTTP 403 Forbidden)",
+            hint="the server knows who you are (or needs no login) but does not let you do this here: ask its "
+            "operator for access to this repository; git http-backend refuses pushes unless the user is "
+            "authenticated or http.receivepack is set",
+            remote=remote,
+            url=url,
+            reason="forbidden",
+        )
     if (
         cb.auth_failed
         or isinstance(e, _NoMoreCredentials)
-        or any(w in lowered for w in ("authenticat", "permission denied", "401", "403", "credentials"))
+        or any(w in lowered for w in ("authenticat", "permission denied", "401", "credentials"))
     ):
         tried = "no credentials were available" if cb.offered == 0 else f"{cb.offered} credential(s) refused"
+        said = "".join(f"; {p}" for p in dict.fromkeys(cb.problems))
         return RemoteUnreachable(
-            f"{what}: authentication failed ({tried})",
+            f"{what}: authentication failed ({tried}{said})",
             hint="ssh: load a key into ssh-agent or set GITCLAIM_SSH_KEY to a private key file the server "
-            "accepts; http(s): set GITCLAIM_TOKEN",
+            "accepts; http(s): set GITCLAIM_TOKEN, or configure a git credential helper "
+            "(`git config credential.helper ...`) that has a credential for this server",
             remote=remote,
             url=url,
             reason="auth",
@@ -691,8 +773,15 @@ def _network_error(cb: _NetCallbacks, e: BaseException, what: str, remote: str, 
 
 
 class _PushCallbacks(_NetCallbacks):
-    def __init__(self, dst_ref: str, expected: str | None, *, check_old: bool = True) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        dst_ref: str,
+        expected: str | None,
+        *,
+        check_old: bool = True,
+        config: Callable[[], list[tuple[str, str]]] | None = None,
+    ) -> None:
+        super().__init__(config)
         self.dst_ref = dst_ref
         self.check_old = check_old
         self.expected = expected or ZERO
@@ -716,12 +805,62 @@ class _PushCallbacks(_NetCallbacks):
         self.sideband.append(string)
 
 
+_TRUSTED: set[str] = set()
+
+
+def _trust_ca_bundle(url: str, config: list[tuple[str, str]]) -> None:
+    """Trust private CAs for https, in addition to the system's: every file named
+    by GITCLAIM_CA_BUNDLE, GIT_SSL_CAINFO or git's ``http.sslCAInfo``
+    (``http.<url>.sslCAInfo`` first), and every folder of hashed certificates
+    named by GIT_SSL_CAPATH or ``http.sslCAPath``.
+
+    git lets the environment override the config; gitclaim adds them all up,
+    since trusting one more CA someone configured on purpose cannot break a
+    connection that would otherwise work. Raises BadInput if a named bundle
+    does not exist or holds no certificate, rather than failing later with a
+    vaguer certificate error.
+    """
+    named = [
+        (os.environ.get("GITCLAIM_CA_BUNDLE"), False),
+        (os.environ.get("GIT_SSL_CAINFO"), False),
+        (gitcred.http_setting(url, config, "sslCAInfo"), False),
+        (os.environ.get("GIT_SSL_CAPATH"), True),
+        (gitcred.http_setting(url, config, "sslCAPath"), True),
+    ]
+    for raw, is_dir in named:
+        if not raw:
+            continue
+        path = os.path.expanduser(raw)
+        if path in _TRUSTED:
+            continue
+        if not (os.path.isdir(path) if is_dir else os.path.isfile(path)):
+            raise BadInput(
+                f"the CA {'folder' if is_dir else 'bundle'} {path} does not exist",
+                hint="point GITCLAIM_CA_BUNDLE (or git's http.sslCAInfo) at a PEM file with the CA's certificate",
+                path=path,
+            )
+        try:
+            if is_dir:
+                pygit2.settings.set_ssl_cert_locations(None, path)
+            else:
+                pygit2.settings.set_ssl_cert_locations(path, None)
+        except pygit2.GitError as e:
+            raise BadInput(
+                f"cannot load the CA certificates in {path}: {_git_error_text(e)}",
+                hint="the file must hold PEM certificates (-----BEGIN CERTIFICATE-----)",
+                path=path,
+            ) from None
+        _TRUSTED.add(path)
+
+
 class NetworkTransport(Transport):
     """git://, ssh:// or http(s):// remotes: the server's receive-pack does the swap."""
 
     def __init__(self, repo: Repo, remote: str, branch: str, url: str) -> None:
         super().__init__(repo, remote, branch)
         self.url = url
+        if urlparse(url).scheme.lower() == "https":
+            _trust_ca_bundle(url, repo.config_entries())
 
     def fetch(self) -> str | None:
         self._libgit2_fetch()
@@ -731,7 +870,7 @@ class NetworkTransport(Transport):
         tmp = f"refs/gitclaim/push/{uuid.uuid4().hex}"
         git = self.repo.repo
         git.references.create(tmp, commit, force=True)
-        cb = _PushCallbacks(ALIVE_PREFIX + agent, None, check_old=False)
+        cb = _PushCallbacks(ALIVE_PREFIX + agent, None, check_old=False, config=self.repo.config_entries)
         try:
             git.remotes[self.remote].push([f"+{tmp}:{ALIVE_PREFIX}{agent}"], callbacks=cb)
         except (pygit2.GitError, _NoMoreCredentials) as e:
@@ -741,6 +880,7 @@ class NetworkTransport(Transport):
         finally:
             with contextlib.suppress(KeyError, pygit2.GitError):
                 git.references.delete(tmp)
+        cb.succeeded()
         if cb.refused is not None:
             raise PushRejected(f"the remote refused the heartbeat of {agent}: {cb.refused}", reason=cb.refused)
 
@@ -754,10 +894,11 @@ class NetworkTransport(Transport):
         tmp = f"refs/gitclaim/push/{uuid.uuid4().hex}"
         git = self.repo.repo
         git.references.create(tmp, new, force=True)
-        cb = _PushCallbacks(self.remote_ref, expected)
+        cb = _PushCallbacks(self.remote_ref, expected, config=self.repo.config_entries)
         try:
             git.remotes[self.remote].push([f"{tmp}:{self.remote_ref}"], callbacks=cb)
         except BranchMoved:
+            cb.succeeded()  # the server answered: whatever credential it took was good
             raise
         except (pygit2.GitError, _NoMoreCredentials) as e:
             text = _git_error_text(e)
@@ -769,6 +910,7 @@ class NetworkTransport(Transport):
         finally:
             with contextlib.suppress(KeyError, pygit2.GitError):
                 git.references.delete(tmp)
+        cb.succeeded()
         if cb.moved:
             raise BranchMoved(cb.moved_to)
         if cb.refused is not None:

@@ -41,6 +41,8 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.setenv("GIT_COMMITTER_EMAIL", "test@example.invalid")
     monkeypatch.delenv("GITCLAIM_AGENT", raising=False)
     monkeypatch.delenv("GITCLAIM_DEBUG", raising=False)
+    for name in ("GITCLAIM_TOKEN", "GITCLAIM_CA_BUNDLE", "GITCLAIM_SSH_KEY", "SSH_AUTH_SOCK"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @dataclass
@@ -331,10 +333,39 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 FCGIWRAP = shutil.which("fcgiwrap") or "/usr/sbin/fcgiwrap"
 
 
-class GitHttp:
-    """nginx on 127.0.0.1 in front of fcgiwrap running ``git http-backend``."""
+HTTPS_USERS = {"agent": "agent-secret", "x-access-token": "the-token"}
 
-    def __init__(self, root: Path) -> None:
+
+def make_tls_certs(root: Path) -> tuple[Path, Path, Path]:
+    """A private CA and a certificate it signed for 127.0.0.1: (ca.pem, server.pem, server.key)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.fail("the https tests need openssl (installed by .ci/run)")
+    ca, ca_key, cert, key, csr = (root / n for n in ("ca.pem", "ca.key", "server.pem", "server.key", "server.csr"))
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for args in (
+        ["req", "-x509", *ec, "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=gitclaim test CA",
+         "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+        ["req", *ec, "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1"],
+    ):  # fmt: skip
+        subprocess.run([openssl, *map(str, args)], check=True, capture_output=True)
+    ext = root / "ext.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
+    subprocess.run([openssl, "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+                    "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext)],
+                   check=True, capture_output=True)  # fmt: skip
+    return ca, cert, key
+
+
+class GitHttp:
+    """nginx on 127.0.0.1 in front of fcgiwrap running ``git http-backend``.
+
+    With ``tls``: https only, with a certificate from a private CA
+    (``self.ca``) and basic auth for HTTPS_USERS, whose names reach
+    http-backend as REMOTE_USER.
+    """
+
+    def __init__(self, root: Path, *, tls: bool = False) -> None:
         if not (os.path.exists(NGINX) and os.path.exists(FCGIWRAP) and os.path.exists("/etc/nginx/fastcgi_params")):
             pytest.fail("the smart-HTTP tests need nginx and fcgiwrap (installed by .ci/run)")
         self.base = root / "repos"
@@ -346,6 +377,15 @@ class GitHttp:
         self.fcgi = subprocess.Popen([FCGIWRAP, "-c", "4", "-s", f"unix:{sock}"], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
         user = "user root root;\n" if os.geteuid() == 0 else ""
+        self.scheme = "https" if tls else "http"
+        listen, auth = f"listen 127.0.0.1:{self.port};\n", ""
+        if tls:
+            self.ca, cert, key = make_tls_certs(root)
+            users = root / "users"
+            users.write_text("".join(f"{u}:{{PLAIN}}{p}\n" for u, p in HTTPS_USERS.items()))
+            listen = f"listen 127.0.0.1:{self.port} ssl;\n    ssl_certificate {cert};\n    ssl_certificate_key {key};\n"
+            auth = (f'      auth_basic "gitclaim";\n      auth_basic_user_file {users};\n'
+                    "      fastcgi_param REMOTE_USER $remote_user;\n")  # fmt: skip
         conf = root / "nginx.conf"
         conf.write_text(
             f"daemon off;\nworker_processes 2;\npid {root / 'nginx.pid'};\nerror_log {root / 'error.log'};\n{user}"
@@ -354,8 +394,8 @@ class GitHttp:
             f"  access_log off;\n  client_body_temp_path {root / 'body'};\n  fastcgi_temp_path {root / 'fcgi'};\n"
             f"  proxy_temp_path {root / 'proxy'};\n  uwsgi_temp_path {root / 'uwsgi'};\n"
             f"  scgi_temp_path {root / 'scgi'};\n"
-            f"  server {{\n    listen 127.0.0.1:{self.port};\n    client_max_body_size 0;\n"
-            "    location / {\n      include /etc/nginx/fastcgi_params;\n"
+            f"  server {{\n    {listen}    client_max_body_size 0;\n"
+            f"    location / {{\n      include /etc/nginx/fastcgi_params;\n{auth}"
             f"      fastcgi_param SCRIPT_FILENAME {backend / 'git-http-backend'};\n"
             f"      fastcgi_param GIT_PROJECT_ROOT {self.base};\n      fastcgi_param GIT_HTTP_EXPORT_ALL 1;\n"
             "      fastcgi_param PATH_INFO $uri;\n      fastcgi_buffering off;\n"
@@ -381,7 +421,7 @@ class GitHttp:
     def remote(self, name: str) -> Remote:
         bare = make_bare(self.base / f"{name}.git")
         git("config", "http.receivepack", "true", cwd=bare)
-        return Remote(bare, f"http://127.0.0.1:{self.port}/{name}.git")
+        return Remote(bare, f"{self.scheme}://127.0.0.1:{self.port}/{name}.git")
 
     def stop(self) -> None:
         import signal
@@ -406,3 +446,15 @@ def git_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitHttp]:
 @pytest.fixture
 def http_remote(git_http: GitHttp, tmp_path: Path) -> Remote:
     return git_http.remote(repo_name(tmp_path))
+
+
+@pytest.fixture(scope="session")
+def git_https(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitHttp]:
+    d = GitHttp(tmp_path_factory.mktemp("https"), tls=True)
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+def https_remote(git_https: GitHttp, tmp_path: Path) -> Remote:
+    return git_https.remote(repo_name(tmp_path))

@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -176,5 +177,44 @@ def test_a_full_disk_in_the_clone_is_a_clear_error_and_changes_nothing(
     assert "Traceback" not in r.stderr
     assert remote.ref() == tip
     filler.unlink()  # space again: the same command converges
+    assert Store(path, agent="agent-a").claim("t1").task.holder == "agent-a"
+    _store_is_sound(remote, admin)
+
+
+def test_a_read_only_clone_is_a_clear_error_and_changes_nothing(
+    remote: Remote, tmp_path: Path, small_disk: Path
+) -> None:
+    """A clone on a file system mounted read-only: every writing command is
+    local_io (exit 16) and pushes nothing; reading commands work --offline
+    from the copy fetched last; once writable again, the same command converges."""
+    admin = Store(clone(remote, tmp_path / "admin"), agent="admin")
+    admin.init()
+    admin.add_many([{"id": "t1", "title": "a"}, {"id": "t2", "title": "b"}])
+    path = clone(remote, small_disk / "agent")
+    Store(path, agent="agent-a").ready()
+    admin.add("added after the clone went read-only", task_id="t3")
+    tip = remote.ref()
+    r = subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+    def cli(*args: str) -> tuple[int, dict[str, Any]]:
+        r = subprocess.run([sys.executable, "-m", "gitclaim", "-C", str(path), *args, "--json"],
+                           capture_output=True, text=True)  # fmt: skip
+        assert "Traceback" not in r.stderr, r.stderr
+        return r.returncode, json.loads(r.stdout)
+
+    try:
+        for args in (["claim", "t1", "--agent", "agent-a"], ["next", "--agent", "agent-a"], ["list"]):
+            code, out = cli(*args)
+            assert code == 16, (args, out)
+            assert out["error"]["code"] == "local_io" and "Read-only file system" in out["error"]["message"]
+        assert "--offline" in out["error"]["hint"]
+        code, out = cli("list", "--offline")
+        assert code == 0 and [t["id"] for t in out["result"]["tasks"]] == ["t1", "t2"], out
+        code, out = cli("show", "t1", "--offline")
+        assert code == 0 and out["result"]["task"]["state"] == "todo", out
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    assert remote.ref() == tip
     assert Store(path, agent="agent-a").claim("t1").task.holder == "agent-a"
     _store_is_sound(remote, admin)
