@@ -23,6 +23,7 @@ Compare-and-swap, per transport (see docs/design.md):
 from __future__ import annotations
 
 import contextlib
+import getpass
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -36,6 +37,7 @@ import pygit2
 from pygit2.enums import CredentialType, FetchPrune, FileMode, ObjectType, Option, RepositoryOpenFlag
 
 from . import credentials as gitcred
+from . import sshconfig
 from .errors import BadInput, LocalIOError, NotInitialized, PushRejected, RemoteUnreachable, StoreCorrupt
 
 ZERO = "0" * 40
@@ -415,10 +417,19 @@ class Transport:
         """Each agent's last heartbeat, from the remote's liveness refs."""
         raise NotImplementedError
 
+    def _git_remote(self) -> pygit2.Remote:
+        return self.repo.repo.remotes[self.remote]
+
+    def _ssh_keys(self) -> tuple[str, ...]:
+        return ()
+
+    def _shown_url(self) -> str:
+        return str(self._git_remote().url)
+
     def _libgit2_fetch(self, spec: str | None = None) -> None:
-        remote = self.repo.repo.remotes[self.remote]
+        remote = self._git_remote()
         spec = spec or f"+{self.remote_ref}:{self.tracking_ref}"
-        callbacks = _NetCallbacks(self.repo.config_entries)
+        callbacks = _NetCallbacks(self.repo.config_entries, self._ssh_keys())
         if self.progress is not None:
             report = self.progress
 
@@ -426,7 +437,7 @@ class Transport:
                 def transfer_progress(self, stats: pygit2.remotes.TransferProgress) -> None:
                     report("fetch", stats.received_objects, stats.total_objects)
 
-            callbacks = _Progress(self.repo.config_entries)
+            callbacks = _Progress(self.repo.config_entries, self._ssh_keys())
         try:
             remote.fetch([spec], prune=FetchPrune.PRUNE, callbacks=callbacks)
         except (OSError, pygit2.GitError) as e:
@@ -440,17 +451,17 @@ class Transport:
             raise _network_error(
                 callbacks,
                 e,
-                f"cannot fetch {self.branch} from {self.remote} ({remote.url})",
+                f"cannot fetch {self.branch} from {self.remote} ({self._shown_url()})",
                 self.remote,
-                str(remote.url),
+                self._shown_url(),
             ) from None
         except _NoMoreCredentials as e:
             raise _network_error(
                 callbacks,
                 e,
-                f"cannot fetch {self.branch} from {self.remote} ({remote.url})",
+                f"cannot fetch {self.branch} from {self.remote} ({self._shown_url()})",
                 self.remote,
-                str(remote.url),
+                self._shown_url(),
             ) from None
         callbacks.succeeded()
 
@@ -614,21 +625,36 @@ class _NoMoreCredentials(Exception):
     """Every credential we have was offered and refused (or there was none)."""
 
 
-def _key_options(username: str | None) -> list[Any]:
+def _key_options(username: str | None, configured: Iterable[str] = ()) -> list[Any]:
     """ssh keys to offer, in order: the ssh agent if SSH_AUTH_SOCK is set, then
-    the key file named by GITCLAIM_SSH_KEY, or else ~/.ssh/id_ed25519 and ~/.ssh/id_rsa."""
+    the key file named by GITCLAIM_SSH_KEY, or else the IdentityFile lines of
+    ~/.ssh/config for this host, or else ~/.ssh/id_ed25519 and ~/.ssh/id_rsa
+    (as ssh does: the default keys only when the config names none)."""
     out: list[Any] = []
     user = username or "git"
     if os.environ.get("SSH_AUTH_SOCK"):
         out.append(pygit2.KeypairFromAgent(user))
     named = os.environ.get("GITCLAIM_SSH_KEY")
     ssh_dir = Path(os.path.expanduser("~")) / ".ssh"
-    keys = [Path(named).expanduser()] if named else [ssh_dir / "id_ed25519", ssh_dir / "id_rsa"]
+    from_config = [Path(k) for k in configured]
+    if named:
+        keys = [Path(named).expanduser()]
+    elif from_config:
+        keys = from_config
+    else:
+        keys = [ssh_dir / "id_ed25519", ssh_dir / "id_rsa"]
     for key in keys:
         if key.is_file():
             pub = Path(f"{key}.pub")
             out.append(pygit2.Keypair(user, str(pub) if pub.is_file() else None, str(key), ""))
     return out
+
+
+def _local_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return os.environ.get("USER", "")
 
 
 def _io_timeout() -> float:
@@ -648,8 +674,11 @@ class _NetCallbacks(pygit2.RemoteCallbacks):
     helpers (see credentials.py), told ``store`` or ``erase`` by the outcome.
     """
 
-    def __init__(self, config: Callable[[], list[tuple[str, str]]] | None = None) -> None:
+    def __init__(
+        self, config: Callable[[], list[tuple[str, str]]] | None = None, ssh_keys: tuple[str, ...] = ()
+    ) -> None:
         super().__init__()
+        self.ssh_keys = ssh_keys
         self.host_key_refused: str | None = None
         self.offered: int = 0
         self.auth_failed = False
@@ -679,7 +708,7 @@ class _NetCallbacks(pygit2.RemoteCallbacks):
             raise _NoMoreCredentials()
         if self._options is None:
             if allowed_types & CredentialType.SSH_KEY:
-                self._options = _key_options(username_from_url)
+                self._options = _key_options(username_from_url, self.ssh_keys)
             else:
                 token = os.environ.get("GITCLAIM_TOKEN")
                 self._options = [pygit2.UserPass(username_from_url or "x-access-token", token)] if token else []
@@ -780,8 +809,9 @@ class _PushCallbacks(_NetCallbacks):
         *,
         check_old: bool = True,
         config: Callable[[], list[tuple[str, str]]] | None = None,
+        ssh_keys: tuple[str, ...] = (),
     ) -> None:
-        super().__init__(config)
+        super().__init__(config, ssh_keys)
         self.dst_ref = dst_ref
         self.check_old = check_old
         self.expected = expected or ZERO
@@ -859,8 +889,27 @@ class NetworkTransport(Transport):
     def __init__(self, repo: Repo, remote: str, branch: str, url: str) -> None:
         super().__init__(repo, remote, branch)
         self.url = url
+        # Where to connect: the URL, unless ~/.ssh/config says an ssh host alias is elsewhere.
+        self.connect_url = url
+        self.ssh_keys: tuple[str, ...] = ()
+        target = sshconfig.resolve(url, sshconfig.load(), home=os.path.expanduser("~"), local_user=_local_user())
+        if target is not None:
+            self.ssh_keys = target.identity_files
+            if target.moved:
+                self.connect_url = target.url()
         if urlparse(url).scheme.lower() == "https":
             _trust_ca_bundle(url, repo.config_entries())
+
+    def _git_remote(self) -> pygit2.Remote:
+        if self.connect_url == self.url:
+            return self.repo.repo.remotes[self.remote]
+        return self.repo.repo.remotes.create_anonymous(self.connect_url)
+
+    def _ssh_keys(self) -> tuple[str, ...]:
+        return self.ssh_keys
+
+    def _shown_url(self) -> str:
+        return self.url if self.connect_url == self.url else f"{self.url}, which ~/.ssh/config makes {self.connect_url}"
 
     def fetch(self) -> str | None:
         self._libgit2_fetch()
@@ -870,12 +919,18 @@ class NetworkTransport(Transport):
         tmp = f"refs/gitclaim/push/{uuid.uuid4().hex}"
         git = self.repo.repo
         git.references.create(tmp, commit, force=True)
-        cb = _PushCallbacks(ALIVE_PREFIX + agent, None, check_old=False, config=self.repo.config_entries)
+        cb = _PushCallbacks(
+            ALIVE_PREFIX + agent, None, check_old=False, config=self.repo.config_entries, ssh_keys=self.ssh_keys
+        )
         try:
-            git.remotes[self.remote].push([f"+{tmp}:{ALIVE_PREFIX}{agent}"], callbacks=cb)
+            self._git_remote().push([f"+{tmp}:{ALIVE_PREFIX}{agent}"], callbacks=cb)
         except (pygit2.GitError, _NoMoreCredentials) as e:
             raise _network_error(
-                cb, e, f"cannot push the heartbeat of {agent} to {self.remote} ({self.url})", self.remote, self.url
+                cb,
+                e,
+                f"cannot push the heartbeat of {agent} to {self.remote} ({self._shown_url()})",
+                self.remote,
+                self.url,
             ) from None
         finally:
             with contextlib.suppress(KeyError, pygit2.GitError):
@@ -894,9 +949,9 @@ class NetworkTransport(Transport):
         tmp = f"refs/gitclaim/push/{uuid.uuid4().hex}"
         git = self.repo.repo
         git.references.create(tmp, new, force=True)
-        cb = _PushCallbacks(self.remote_ref, expected, config=self.repo.config_entries)
+        cb = _PushCallbacks(self.remote_ref, expected, config=self.repo.config_entries, ssh_keys=self.ssh_keys)
         try:
-            git.remotes[self.remote].push([f"{tmp}:{self.remote_ref}"], callbacks=cb)
+            self._git_remote().push([f"{tmp}:{self.remote_ref}"], callbacks=cb)
         except BranchMoved:
             cb.succeeded()  # the server answered: whatever credential it took was good
             raise
@@ -905,7 +960,7 @@ class NetworkTransport(Transport):
             if cb.moved or "non-fastforward" in text or "not present locally" in text:
                 raise BranchMoved(cb.moved_to) from None
             raise _network_error(
-                cb, e, f"cannot push {self.branch} to {self.remote} ({self.url})", self.remote, self.url
+                cb, e, f"cannot push {self.branch} to {self.remote} ({self._shown_url()})", self.remote, self.url
             ) from None
         finally:
             with contextlib.suppress(KeyError, pygit2.GitError):

@@ -19,7 +19,7 @@ import pytest
 from gitclaim import Store
 from gitclaim.errors import RemoteUnreachable
 
-from .conftest import GitSshd, Remote, clone, run_cli
+from .conftest import SSH_USER, GitSshd, Remote, clone, run_cli
 from .test_race import assert_one_winner_per_round
 
 pytestmark = pytest.mark.slow
@@ -118,3 +118,38 @@ def test_the_cli_exits_8_with_the_reason(ssh_remote: Remote, tmp_path: Path) -> 
 def test_sixteen_processes_one_task_over_ssh(ssh_remote: Remote, tmp_path: Path) -> None:
     """The claim race of test_race.py, through sshd and git-receive-pack."""
     assert_one_winner_per_round(ssh_remote, tmp_path, rounds=10)
+
+
+def _alias(ssh_client: GitSshd, extra: str = "") -> None:
+    """A ~/.ssh/config that names the server `tasks-server`, as people set up their machines."""
+    (Path(os.environ["HOME"]) / ".ssh" / "config").write_text(
+        f"Host tasks-server\n  HostName 127.0.0.1\n  Port {ssh_client.port}\n  User {SSH_USER}\n"
+        f"  IdentityFile {ssh_client.client_key}\n{extra}"
+    )
+
+
+def test_a_host_alias_from_ssh_config(
+    ssh_client: GitSshd, ssh_remote: Remote, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tasks-server:/path` works as it does for git: libssh2 never reads
+    ~/.ssh/config, so gitclaim applies HostName, Port, User and IdentityFile."""
+    monkeypatch.delenv("GITCLAIM_SSH_KEY")
+    _alias(ssh_client)
+    for form in (f"tasks-server:{ssh_remote.path}", f"ssh://tasks-server{ssh_remote.path}"):
+        path = clone(Remote(ssh_remote.path, form), tmp_path / f"c{len(form)}")
+        store = Store(path, agent="a")
+        store.init()
+        store.add(f"via {form}", task_id=f"t{len(form)}")
+    worker = Store(clone(Remote(ssh_remote.path, f"tasks-server:{ssh_remote.path}"), tmp_path / "w"), agent="w")
+    r = worker.claim(f"t{len(form)}")
+    assert ssh_remote.ref() == r.commit
+    assert worker.heartbeat().holding
+
+
+def test_an_alias_to_a_closed_port_says_where_it_went(ssh_client: GitSshd, ssh_remote: Remote, tmp_path: Path) -> None:
+    (Path(os.environ["HOME"]) / ".ssh" / "config").write_text("Host tasks-server\n  HostName 127.0.0.1\n  Port 1\n")
+    r = run_cli("init", "--json", cwd=clone(Remote(ssh_remote.path, f"tasks-server:{ssh_remote.path}"), tmp_path / "c"))
+    assert r.returncode == 8, r.stdout + r.stderr
+    err = json.loads(r.stdout)["error"]
+    assert err["details"]["reason"] == "unreachable"
+    assert "which ~/.ssh/config makes ssh://127.0.0.1:1/" in err["message"]

@@ -1,0 +1,195 @@
+"""Host aliases from ``~/.ssh/config``, which libgit2's ssh (libssh2) never reads.
+
+People reach their git server as ``git@tasks:org/repo.git`` with a ``Host
+tasks`` block naming the real host, port, user and key. ``git`` works there
+because it runs OpenSSH; gitclaim, which connects in-process, reads the same
+block: ``HostName``, ``Port``, ``User`` and ``IdentityFile``, with ssh's
+rules (the first value found wins, ``IdentityFile`` adds up, ``Host``
+patterns with ``*``, ``?`` and ``!``, ``Include``). ``Match`` blocks and all
+other keywords are ignored (documented in docs/remotes.md).
+
+Parsing and resolving are pure; ``load`` reads the files.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import os
+import re
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+KEYS = ("hostname", "port", "user", "identityfile")
+_MAX_INCLUDE_DEPTH = 8
+_NEVER = ("!*",)  # the patterns of a Match block: gitclaim cannot evaluate its criteria
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One setting, and the Host pattern lists that must all match for it to apply
+    (none: it came before any Host line; two: a Host block in a file included
+    from inside another Host block)."""
+
+    guards: tuple[tuple[str, ...], ...]
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class SshTarget:
+    """Where an ssh remote really is."""
+
+    host: str
+    port: int | None
+    user: str | None
+    path: str  # as in an ssh:// URL: absolute, or /~/ for the login's home
+    identity_files: tuple[str, ...] = ()
+    moved: bool = False  # the config changed the host, port or user of the URL
+
+    def url(self) -> str:
+        user = f"{self.user}@" if self.user else ""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        port = f":{self.port}" if self.port else ""
+        return f"ssh://{user}{host}{port}{self.path}"
+
+
+_SCP = re.compile(r"^(?:([^@/]+)@)?(\[[^\]/]+\]|[^:/\[\]]+):(.*)$")
+_LINE = re.compile(r"\s*([A-Za-z]+)\s*(?:=\s*|\s+)(.*)$")
+
+
+def _words(line: str) -> tuple[str, list[str]] | None:
+    """``Keyword value ...`` or ``Keyword=value``; None for a comment, a blank or a bare word."""
+    if line.lstrip().startswith("#"):
+        return None
+    m = _LINE.match(line)
+    if m is None:
+        return None
+    try:
+        values = shlex.split(m.group(2), comments=True)
+    except ValueError:  # an unbalanced quote: take the words as they are
+        values = m.group(2).split()
+    return m.group(1).lower(), values
+
+
+def parse(text: str, include: Callable[[str], list[Entry]] | None = None) -> list[Entry]:
+    """The entries of one config file; ``include(pattern)`` gives the entries of
+    the files an ``Include`` names (applied under the Host block it sits in)."""
+    out: list[Entry] = []
+    guards: tuple[tuple[str, ...], ...] = ()
+    for line in text.splitlines():
+        words = _words(line)
+        if words is None:
+            continue
+        key, values = words
+        if key == "host":
+            guards = (tuple(values) or _NEVER,)
+        elif key == "match":
+            guards = (_NEVER,)
+        elif key == "include" and include is not None:
+            for value in values:
+                out += [Entry(guards + e.guards, e.key, e.value) for e in include(value)]
+        elif key in KEYS and values:
+            out.append(Entry(guards, key, values[0]))
+    return out
+
+
+def host_matches(patterns: tuple[str, ...], host: str) -> bool:
+    """ssh's Host rule: some pattern matches and no negated one does (case-insensitive)."""
+    host = host.lower()
+    hit = False
+    for p in patterns:
+        negated = p.startswith("!")
+        if fnmatch.fnmatchcase(host, (p[1:] if negated else p).lower()):
+            if negated:
+                return False
+            hit = True
+    return hit
+
+
+def split_ssh_url(url: str) -> tuple[str | None, str, int | None, str] | None:
+    """(user, host, port, path) of an ``ssh://`` or scp-like ``[user@]host:path``
+    remote; None for anything else. The path is as an ssh:// URL has it."""
+    if url.startswith(("ssh://", "ssh+git://", "git+ssh://")):
+        try:
+            u = urlsplit(url)
+            port = u.port
+        except ValueError:
+            return None
+        if not u.hostname:
+            return None
+        return (unquote(u.username) if u.username else None), u.hostname, port, u.path or "/"
+    m = None if "://" in url else _SCP.match(url)
+    if m is None:
+        return None  # a local path (perhaps with a colon in it), or another scheme
+    user, host, path = m.group(1), m.group(2).strip("[]"), m.group(3)
+    return user, host, None, path if path.startswith("/") else "/~/" + path
+
+
+def resolve(url: str, entries: list[Entry], *, home: str, local_user: str) -> SshTarget | None:
+    """Where ``url`` really leads once ``~/.ssh/config`` is applied; None if it is not ssh."""
+    parts = split_ssh_url(url)
+    if parts is None:
+        return None
+    user, alias, port, path = parts
+    given = (user, alias, port)
+    found: dict[str, str] = {}
+    identities: list[str] = []
+    for e in entries:
+        if not all(host_matches(g, alias) for g in e.guards):
+            continue
+        if e.key == "identityfile":
+            identities.append(e.value)
+        else:
+            found.setdefault(e.key, e.value)
+    host = found.get("hostname", alias).replace("%h", alias)
+    if port is None and found.get("port", "").isdigit():
+        port = int(found["port"])
+    user = user or found.get("user")
+    keys = tuple(_expand(i, home=home, host=host, user=user or local_user, local_user=local_user) for i in identities)
+    return SshTarget(host, port, user, path, keys, moved=(user, host, port) != given)
+
+
+def _expand(value: str, *, home: str, host: str, user: str, local_user: str) -> str:
+    if value.startswith("~/") or value == "~":
+        value = home + value[1:]
+    out, i = [], 0
+    tokens = {"d": home, "h": host, "r": user, "u": local_user, "%": "%"}
+    while i < len(value):
+        if value[i] == "%" and i + 1 < len(value) and value[i + 1] in tokens:
+            out.append(tokens[value[i + 1]])
+            i += 2
+        else:
+            out.append(value[i])
+            i += 1
+    return "".join(out)
+
+
+def load(home: str | None = None) -> list[Entry]:
+    """The entries of ``~/.ssh/config`` and what it includes; [] if there is none
+    or it cannot be read (then ssh:// URLs are taken as they are)."""
+    home = home or os.path.expanduser("~")
+    ssh_dir = Path(home) / ".ssh"
+
+    def read(path: Path, depth: int) -> list[Entry]:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return []
+
+        def include(pattern: str) -> list[Entry]:
+            if depth >= _MAX_INCLUDE_DEPTH:
+                return []
+            pattern = os.path.expanduser(pattern) if pattern.startswith("~") else pattern
+            full = pattern if os.path.isabs(pattern) else str(ssh_dir / pattern)
+            out: list[Entry] = []
+            for name in sorted(glob.glob(full)):
+                out += read(Path(name), depth + 1)
+            return out
+
+        return parse(text, include)
+
+    return read(ssh_dir / "config", 0)
