@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -69,8 +70,24 @@ class CommitInfo:
     message: str
 
 
+_URL_PASSWORD = re.compile(r"(\w://[^/@:\s]*):[^/@\s]*@")
+
+
+def scrub(text: str) -> str:
+    """``text`` without secrets: the password of any URL in it, and GITCLAIM_TOKEN.
+
+    A remote URL may carry a token (https://user:TOKEN@host/repo.git), and
+    messages, --json errors and agents' logs must never repeat it.
+    """
+    text = _URL_PASSWORD.sub(r"\1:***@", text)
+    token = os.environ.get("GITCLAIM_TOKEN")
+    if token and len(token) >= 4:
+        text = text.replace(token, "***")
+    return text
+
+
 def _git_error_text(e: BaseException) -> str:
-    return str(e).strip() or type(e).__name__
+    return scrub(str(e).strip() or type(e).__name__)
 
 
 class Repo:
@@ -745,6 +762,7 @@ def _network_error(cb: _NetCallbacks, e: BaseException, what: str, remote: str, 
     """One of five distinct failures: the ssh host key, the TLS certificate,
     the credentials, access refused to known credentials, or the host itself."""
     text = _git_error_text(e)
+    url, what = scrub(url), scrub(what)
     tls = urlparse(url).scheme.lower() == "https"
     if cb.host_key_refused is not None or isinstance(e, pygit2.CertificateError):
         if tls:
@@ -909,7 +927,10 @@ class NetworkTransport(Transport):
         return self.ssh_keys
 
     def _shown_url(self) -> str:
-        return self.url if self.connect_url == self.url else f"{self.url}, which ~/.ssh/config makes {self.connect_url}"
+        shown = (
+            self.url if self.connect_url == self.url else f"{self.url}, which ~/.ssh/config makes {self.connect_url}"
+        )
+        return scrub(shown)
 
     def fetch(self) -> str | None:
         self._libgit2_fetch()
@@ -937,7 +958,9 @@ class NetworkTransport(Transport):
                 git.references.delete(tmp)
         cb.succeeded()
         if cb.refused is not None:
-            raise PushRejected(f"the remote refused the heartbeat of {agent}: {cb.refused}", reason=cb.refused)
+            raise PushRejected(
+                scrub(f"the remote refused the heartbeat of {agent}: {cb.refused}"), reason=scrub(cb.refused)
+            )
 
     def fetch_alive(self) -> dict[str, datetime]:
         local = f"refs/gitclaim/seen/{self.remote}/"
@@ -971,11 +994,11 @@ class NetworkTransport(Transport):
         if cb.refused is not None:
             if any(w in cb.refused for w in _RACE_WORDS):
                 raise BranchMoved(None)
-            said = "".join(cb.sideband).strip()
+            said = scrub("".join(cb.sideband).strip())
             raise PushRejected(
-                f"the remote refused the push of {self.branch}: {cb.refused}" + (f"\n{said}" if said else ""),
+                scrub(f"the remote refused the push of {self.branch}: {cb.refused}") + (f"\n{said}" if said else ""),
                 remote=self.remote,
-                reason=cb.refused,
+                reason=scrub(cb.refused),
                 server_output=said,
             )
         self.repo.set_ref(self.tracking_ref, new, "gitclaim: push")

@@ -148,3 +148,11 @@ def test_the_most_specific_http_setting_wins() -> None:
     assert c.http_setting(URL, config, "sslCAInfo") == "/team.pem"
     assert c.http_setting("https://x.example/y.git", config, "sslCAInfo") == "/all.pem"
     assert c.http_setting(URL, config, "sslCAPath") is None
+
+
+def test_scrub_hides_url_passwords_and_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gitclaim.gitrepo import scrub
+
+    monkeypatch.setenv("GITCLAIM_TOKEN", "tok-12345")
+    text = "cannot push to https://bob:s3cr%40t@host:8443/x.git (ssh://git@host/y) with tok-12345"
+    assert scrub(text) == "cannot push to https://bob:***@host:8443/x.git (ssh://git@host/y) with ***"

@@ -186,3 +186,19 @@ def test_an_in_process_store_over_https(
     store.add("t", task_id="t1")
     assert store.claim("t1").task.holder == "a"
     assert store.heartbeat().holding == ("t1",)
+
+
+def test_a_password_in_the_remote_url_never_shows(git_https: GitHttp, https_remote: Remote, tmp_path: Path) -> None:
+    """A token kept in the remote's URL is used (as git does) but never printed:
+    not in a message, not in --json details."""
+    agent = _seeded(https_remote, git_https, tmp_path)
+    secret = HTTPS_USERS["agent"]
+    git("remote", "set-url", "origin", https_remote.url.replace("https://", f"https://agent:{secret}@"), cwd=agent)
+    code, out = cli(agent, "claim", "t1", "--agent", "a")  # no CA: refused, and the error names the URL
+    assert code == 8 and out["error"]["details"]["reason"] == "certificate", out
+    assert secret not in json.dumps(out) and "agent:***@" in json.dumps(out)
+    r = run_cli("claim", "t1", "--agent", "a", cwd=agent)  # the human form too
+    assert r.returncode == 8 and secret not in r.stdout + r.stderr
+    code, out = cli(agent, "claim", "t1", "--agent", "a", GITCLAIM_CA_BUNDLE=str(git_https.ca))
+    assert code == 0, out
+    assert secret not in json.dumps(out)
