@@ -9,8 +9,10 @@ command again converges.
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,7 @@ import pytest
 from gitclaim import Store
 from gitclaim.errors import RemoteUnreachable
 
-from .conftest import GitDaemon, Remote, clone, git, repo_name
+from .conftest import GitDaemon, Remote, clone, git, repo_name, run_cli
 from .test_race import claims_in_history
 
 pytestmark = pytest.mark.slow
@@ -30,14 +32,16 @@ class CuttingProxy:
     ``cut`` is "mid_pack" (drop after a few bytes of the client's commands and
     pack), "before_report" (let the whole push through, then drop the
     server's report of the result), or "mid_fetch" (drop a fetch's
-    upload-pack connection part way through the server's answer). One cut,
-    then it only forwards.
+    upload-pack connection part way through the server's answer), or
+    "stall_report" (like before_report, but the line stays open and silent).
+    One cut, then it only forwards.
     """
 
     def __init__(self, target_port: int) -> None:
         self.target = target_port
         self.cut: str | None = None
         self.cuts = 0
+        self.released = threading.Event()
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.acceptor = threading.Thread(target=self._accept, daemon=True)
@@ -91,7 +95,9 @@ class CuttingProxy:
                     if mode == "mid_fetch" and received > 200:
                         client.sendall(data[:50])
                         break
-                    if mode == "before_report" and sent_after_request[0] > 0 and b"unpack" in data:
+                    if mode in ("before_report", "stall_report") and sent_after_request[0] > 0 and b"unpack" in data:
+                        if mode == "stall_report":
+                            self.released.wait(60)  # the line goes silent: the client must time out
                         break  # receive-pack has updated the ref; its report never arrives
                     client.sendall(data)
             except OSError:
@@ -106,6 +112,7 @@ class CuttingProxy:
         server.close()
 
     def close(self) -> None:
+        self.released.set()
         # Wake the blocked accept before closing: closing alone lets the thread
         # call accept() again on a reused descriptor number, another test's listener.
         with contextlib.suppress(OSError):
@@ -171,3 +178,70 @@ def test_a_fetch_cut_by_the_network_changes_nothing_and_a_rerun_works(
     assert worker.claim("t1").task.holder == "worker"
     git("fsck", "--no-progress", "--no-dangling", cwd=remote.path)
     assert [(t, a) for _, t, a in claims_in_history(remote)] == [("t1", "worker")]
+
+
+def test_a_push_whose_answer_never_comes_is_found_on_the_remote(
+    proxied: tuple[Remote, CuttingProxy], tmp_path: Path
+) -> None:
+    """The server applied the push, then the line went silent (no drop): the
+    client times out, asks the remote, finds its own commit, and reports the
+    claim as won: a fact it checked, not a guess."""
+    import pygit2
+    from pygit2.enums import Option
+
+    remote, proxy = proxied
+    admin = Store(clone(remote, tmp_path / "admin"), agent="admin")
+    admin.init()
+    admin.add("fragile", task_id="t1")
+    worker = Store(clone(remote, tmp_path / "worker"), agent="worker")
+    worker.list()
+    proxy.cut = "stall_report"
+    old = pygit2.option(Option.GET_SERVER_TIMEOUT)
+    pygit2.option(Option.SET_SERVER_TIMEOUT, 1500)
+    try:
+        won = worker.claim("t1")
+    finally:
+        pygit2.option(Option.SET_SERVER_TIMEOUT, old)
+    assert proxy.cuts == 1
+    assert won.changed and won.task.holder == "worker"
+    assert remote.ref() == won.commit
+    assert [(t, a) for _, t, a in claims_in_history(remote)] == [("t1", "worker")]
+    git("fsck", "--no-progress", "--no-dangling", cwd=remote.path)
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A port that accepts connections and never says a word."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                return
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    with contextlib.suppress(OSError):
+        listener.shutdown(socket.SHUT_RDWR)
+    t.join(5)
+    listener.close()
+    for c in held:
+        c.close()
+
+
+@pytest.mark.parametrize("scheme", ["git", "ssh", "http", "https"])
+def test_a_server_that_never_answers_is_a_timeout_not_a_hang(silent_server: int, tmp_path: Path, scheme: str) -> None:
+    user = "git@" if scheme == "ssh" else ""
+    path = clone(Remote(tmp_path / "x.git", f"{scheme}://{user}127.0.0.1:{silent_server}/x.git"), tmp_path / "c")
+    r = run_cli("claim", "t1", "--agent", "a", "--json", cwd=path, timeout=60,
+                env={"GITCLAIM_IO_TIMEOUT_MS": "1000", "GITCLAIM_CONNECT_TIMEOUT_MS": "1000"})  # fmt: skip
+    assert r.returncode == 8, r.stdout + r.stderr
+    err = json.loads(r.stdout)["error"]
+    assert err["details"]["reason"] == "unreachable", err
+    assert "Traceback" not in r.stderr
