@@ -148,18 +148,23 @@ def helpers_for(url: str, config: Iterable[tuple[str, str]]) -> Helpers:
 
 
 def request_for(url: str, helpers: Helpers, username: str | None) -> Request | None:
-    """The request git would send for ``url``; None for a URL helpers do not serve."""
+    """The request git would send for ``url``; None for a URL helpers do not serve,
+    or one whose parts hold a newline or NUL: written into the helper's
+    input, those would let a URL ask about another host (git's CVE-2020-5260)."""
     try:
         u = urlsplit(url)
-        port = u.port
+        u.port  # noqa: B018 - a bad port is a bad URL
     except ValueError:
         return None
     if u.scheme.lower() not in ("http", "https") or not u.hostname:
         return None
-    host = u.hostname + (f":{port}" if port else "")
-    path = u.path.lstrip("/") if helpers.use_http_path else None
+    host = u.netloc.rpartition("@")[2]  # as written, like git: brackets, case and port kept
+    path = unquote(u.path.lstrip("/")) if helpers.use_http_path else None
     user = username or (unquote(u.username) if u.username else None) or helpers.username
-    return Request(u.scheme.lower(), host, path or None, user)
+    request = Request(u.scheme.lower(), host, path or None, user)
+    if any(ch in part for part in (host, path or "", user or "") for ch in "\n\r\0"):
+        return None
+    return request
 
 
 def _exec_dirs(env: Mapping[str, str]) -> list[str]:
@@ -167,19 +172,28 @@ def _exec_dirs(env: Mapping[str, str]) -> list[str]:
     return dirs + list(_EXEC_DIRS)
 
 
+def helper_name(helper: str) -> str:
+    """How a helper is named in messages: its program, never its arguments (a
+    ``!command`` helper may hold a password inline)."""
+    first = (helper.split(None, 1) or [""])[0]
+    return ("a shell helper " + first[:20]) if helper.startswith("!") else first
+
+
 def helper_command(helper: str, action: str, env: Mapping[str, str] | None = None) -> str | None:
     """The shell command git would run for one ``credential.helper`` value.
 
     ``!cmd`` runs ``cmd ACTION`` in the shell; an absolute path runs that
     program; a bare name runs ``git-credential-NAME``, found on PATH or in
-    git's exec-path. None if that program does not exist.
+    git's exec-path. None if that program does not exist (or the value is blank).
     """
     env = os.environ if env is None else env
+    if not helper.strip():
+        return None
     if helper.startswith("!"):
         return f"{helper[1:]} {action}"
     if os.path.isabs(os.path.expanduser(helper.split(None, 1)[0])):
         return f"{helper} {action}"
-    name, _, rest = helper.partition(" ")
+    name, _, rest = helper.strip().partition(" ")
     program = f"git-credential-{name}"
     found = shutil.which(program, path=env.get("PATH"))
     if found is None:
@@ -202,34 +216,33 @@ def run_helper(helper: str, action: str, payload: bytes, timeout: float) -> dict
     Raises HelperFailed with a one-line reason.
     """
     cmd = helper_command(helper, action)
+    name = helper_name(helper)
     if cmd is None:
-        raise HelperFailed(f"credential helper {helper!r}: program git-credential-{helper.split()[0]} not found")
+        raise HelperFailed(f"credential helper {name!r}: program git-credential-{name} not found")
     env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
     try:
         # Its own process group, so that a timeout kills whatever the shell started too.
         proc = subprocess.Popen(cmd, shell=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=env, start_new_session=True)  # fmt: skip
+                                stderr=subprocess.DEVNULL, env=env, start_new_session=True)  # fmt: skip
     except OSError as e:
-        raise HelperFailed(f"credential helper {helper!r} could not start: {e}") from None
+        raise HelperFailed(f"credential helper {name!r} could not start: {e.strerror}") from None
     try:
-        out, err = proc.communicate(payload, timeout=timeout)
+        out, _ = proc.communicate(payload, timeout=timeout)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
-        raise HelperFailed(f"credential helper {helper!r} did not answer within {timeout:g} s") from None
-    done = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
-    if done.returncode != 0:
-        said = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise HelperFailed(
-            f"credential helper {helper!r} exited with {done.returncode}" + (f": {said[-1]}" if said else "")
-        )
-    return parse_answer(done.stdout) if action == "get" else {}
+        raise HelperFailed(f"credential helper {name!r} did not answer within {timeout:g} s") from None
+    if proc.returncode != 0:
+        # Its stderr is not kept: a helper may print what it knows there; run it by hand to see.
+        raise HelperFailed(f"credential helper {name!r} exited with {proc.returncode} on {action!r}")
+    return parse_answer(out) if action == "get" else {}
 
 
 # Credentials a server accepted in this process, so that a long-lived process
-# (the MCP server, an API user) asks its helpers once, not on every fetch and push.
-_ACCEPTED: dict[Request, Credential] = {}
+# (the MCP server, an API user) asks its helpers once, not on every fetch and
+# push. Keyed by the request and the helpers that answered it.
+_ACCEPTED: dict[tuple[Request, tuple[str, ...]], Credential] = {}
 
 
 @dataclass
@@ -242,12 +255,17 @@ class Session:
     problems: list[str] = field(default_factory=list)
     remembered: bool = False
 
+    @property
+    def _key(self) -> tuple[Request, tuple[str, ...]]:
+        return self.request, tuple(self.helpers.commands)
+
     def fill(self) -> Credential | None:
         """The credential accepted earlier in this process, or else ask each
         helper in turn until one gives a username and a password (or says quit)."""
-        if self.request in _ACCEPTED:
-            self.remembered = True
-            return _ACCEPTED[self.request]
+        remembered = _ACCEPTED.get(self._key)
+        self.remembered = remembered is not None
+        if remembered is not None:
+            return remembered
         username = self.request.username
         password: str | None = None
         for helper in self.helpers.commands:
@@ -266,13 +284,21 @@ class Session:
         return None
 
     def tell(self, cred: Credential, action: str) -> None:
-        """``store`` (the server accepted it) or ``erase`` (refused) to every helper; best effort."""
+        """``store`` (the server accepted it) or ``erase`` (refused) to every helper; best effort.
+
+        A remembered credential that is refused is only forgotten, never erased
+        from the helpers: they may hold a newer one by now (git-credential-store
+        erases by host and user, whatever the password), and the next fill asks them.
+        """
         if action == "store":
-            _ACCEPTED[self.request] = cred
+            _ACCEPTED[self._key] = cred
             if self.remembered:
                 return  # the helpers were told when it was first accepted
         else:
-            _ACCEPTED.pop(self.request, None)
+            _ACCEPTED.pop(self._key, None)
+            if self.remembered:
+                self.remembered = False
+                return
         for helper in self.helpers.commands:
             try:
                 run_helper(helper, action, cred.encode(), self.timeout)

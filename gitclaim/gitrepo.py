@@ -70,15 +70,18 @@ class CommitInfo:
     message: str
 
 
+_HTTP_USERINFO = re.compile(r"(https?://)[^/@\s]+@", re.IGNORECASE)
 _URL_PASSWORD = re.compile(r"(\w://[^/@:\s]*):[^/@\s]*@")
 
 
 def scrub(text: str) -> str:
-    """``text`` without secrets: the password of any URL in it, and GITCLAIM_TOKEN.
+    """``text`` without secrets: who and what of any http(s) URL's login
+    (a token may be the user name: https://TOKEN@host/repo.git), the password
+    of any other URL, and the value of GITCLAIM_TOKEN.
 
-    A remote URL may carry a token (https://user:TOKEN@host/repo.git), and
-    messages, --json errors and agents' logs must never repeat it.
+    Messages, --json errors and agents' logs must never repeat a secret.
     """
+    text = _HTTP_USERINFO.sub(r"\1***@", text)
     text = _URL_PASSWORD.sub(r"\1:***@", text)
     token = os.environ.get("GITCLAIM_TOKEN")
     if token and len(token) >= 4:
@@ -458,6 +461,14 @@ class Transport:
         try:
             remote.fetch([spec], prune=FetchPrune.PRUNE, callbacks=callbacks)
         except (OSError, pygit2.GitError) as e:
+            if isinstance(e, pygit2.GitError) and self.repo.names_own_files(e) and "lock" in str(e).lower():
+                raise LocalIOError(
+                    f"cannot update this clone's copy of {self.branch}: {_git_error_text(e)}",
+                    hint="another git or gitclaim process is writing this clone, or one was killed while "
+                    "writing: run the same command again; if no such process is running, delete the .lock "
+                    "file named above",
+                    path=self.repo.repo.path,
+                ) from None
             if isinstance(e, OSError) or self.repo.names_own_files(e):
                 raise LocalIOError(
                     f"cannot store what was fetched from {self.remote} in this clone: {_git_error_text(e)}",
@@ -714,9 +725,13 @@ class _NetCallbacks(pygit2.RemoteCallbacks):
 
     def credentials(self, url: str, username_from_url: str | None, allowed_types: CredentialType) -> Any:
         if self._pending is not None and self._session is not None:
-            # Asked again: the server refused what the helpers gave. Tell them, as git does.
+            # Asked again: the server refused what the helpers gave. Tell them, as git
+            # does; if it was only remembered from earlier, forget it and ask them afresh.
+            remembered = self._session.remembered
             self._session.tell(self._pending, "erase")
             self._pending = None
+            if remembered:
+                self._helpers_asked = False
         if not allowed_types & (CredentialType.SSH_KEY | CredentialType.USERPASS_PLAINTEXT):
             if allowed_types & CredentialType.USERNAME and not self._gave_username:
                 self._gave_username = True  # ssh without a user in the URL asks for one first
@@ -746,7 +761,10 @@ class _NetCallbacks(pygit2.RemoteCallbacks):
         entries = self._config() if self._config is not None else []
         helpers = gitcred.helpers_for(url, entries)
         request = gitcred.request_for(url, helpers, username)
-        if not helpers.commands or request is None:
+        if not helpers.commands:
+            return None
+        if request is None:
+            self.problems.append("the URL cannot be given to credential helpers (a newline or NUL in it?)")
             return None
         self._session = gitcred.Session(helpers, request, _io_timeout(), self.problems)
         return self._session.fill()
@@ -784,7 +802,7 @@ def _network_error(cb: _NetCallbacks, e: BaseException, what: str, remote: str, 
             reason="host_key",
         )
     lowered = text.lower()
-    if "403" in lowered and not cb.auth_failed:
+    if "status code: 403" in lowered and not cb.auth_failed:
         return RemoteUnreachable(
             f"{what}: the server refused access (HTTP 403 Forbidden)",
             hint="the server knows who you are (or needs no login) but does not let you do this here: ask its "
@@ -800,7 +818,7 @@ def _network_error(cb: _NetCallbacks, e: BaseException, what: str, remote: str, 
         or any(w in lowered for w in ("authenticat", "permission denied", "401", "credentials"))
     ):
         tried = "no credentials were available" if cb.offered == 0 else f"{cb.offered} credential(s) refused"
-        said = "".join(f"; {p}" for p in dict.fromkeys(cb.problems))
+        said = scrub("".join(f"; {p}" for p in dict.fromkeys(cb.problems)))
         return RemoteUnreachable(
             f"{what}: authentication failed ({tried}{said})",
             hint="ssh: load a key into ssh-agent or set GITCLAIM_SSH_KEY to a private key file the server "
@@ -915,10 +933,13 @@ class NetworkTransport(Transport):
             self.ssh_keys = target.identity_files
             if target.moved:
                 self.connect_url = target.url()
-        if urlparse(url).scheme.lower() == "https":
-            _trust_ca_bundle(url, repo.config_entries())
+        self._tls_ready = urlparse(url).scheme.lower() != "https"
 
     def _git_remote(self) -> pygit2.Remote:
+        if not self._tls_ready:
+            # On first use, not when built: --offline must work whatever the CA settings.
+            _trust_ca_bundle(self.url, self.repo.config_entries())
+            self._tls_ready = True
         if self.connect_url == self.url:
             return self.repo.repo.remotes[self.remote]
         return self.repo.repo.remotes.create_anonymous(self.connect_url)

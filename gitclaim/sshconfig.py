@@ -21,7 +21,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 KEYS = ("hostname", "port", "user", "identityfile")
 _MAX_INCLUDE_DEPTH = 8
@@ -46,18 +46,26 @@ class SshTarget:
     host: str
     port: int | None
     user: str | None
-    path: str  # as in an ssh:// URL: absolute, or /~/ for the login's home
+    path: str  # as the URL wrote it: the scp form's path goes to the server untouched
     identity_files: tuple[str, ...] = ()
     moved: bool = False  # the config changed the host, port or user of the URL
+    scp: bool = False  # written [user@]host:path, not ssh://
 
     def url(self) -> str:
-        user = f"{self.user}@" if self.user else ""
+        """The URL to connect to, in the form it was written: an scp-like path
+        relative to the login's home stays relative (gitolite and forges parse it)."""
+        if self.scp:
+            user = f"{self.user}@" if self.user else ""
+            if self.port:  # git's and libgit2's form for a port: [user@host:port]:path
+                return f"[{user}{self.host}:{self.port}]:{self.path}"
+            return f"{user}[{self.host}]:{self.path}" if ":" in self.host else f"{user}{self.host}:{self.path}"
+        user = f"{quote(self.user, safe='')}@" if self.user else ""
         host = f"[{self.host}]" if ":" in self.host else self.host
         port = f":{self.port}" if self.port else ""
         return f"ssh://{user}{host}{port}{self.path}"
 
 
-_SCP = re.compile(r"^(?:([^@/]+)@)?(\[[^\]/]+\]|[^:/\[\]]+):(.*)$")
+_SCP = re.compile(r"^(?:([^@/\[]+)@)?(\[[^\]/]+\]|[^:/\[\]]+):(.*)$")
 _LINE = re.compile(r"\s*([A-Za-z]+)\s*(?:=\s*|\s+)(.*)$")
 
 
@@ -69,7 +77,7 @@ def _words(line: str) -> tuple[str, list[str]] | None:
     if m is None:
         return None
     try:
-        values = shlex.split(m.group(2), comments=True)
+        values = shlex.split(m.group(2))
     except ValueError:  # an unbalanced quote: take the words as they are
         values = m.group(2).split()
     return m.group(1).lower(), values
@@ -110,9 +118,9 @@ def host_matches(patterns: tuple[str, ...], host: str) -> bool:
     return hit
 
 
-def split_ssh_url(url: str) -> tuple[str | None, str, int | None, str] | None:
-    """(user, host, port, path) of an ``ssh://`` or scp-like ``[user@]host:path``
-    remote; None for anything else. The path is as an ssh:// URL has it."""
+def split_ssh_url(url: str) -> tuple[str | None, str, int | None, str, bool] | None:
+    """(user, host, port, path, scp) of an ``ssh://`` or scp-like
+    ``[user@]host:path`` (or ``[host:port]:path``) remote; None for anything else."""
     if url.startswith(("ssh://", "ssh+git://", "git+ssh://")):
         try:
             u = urlsplit(url)
@@ -121,12 +129,21 @@ def split_ssh_url(url: str) -> tuple[str | None, str, int | None, str] | None:
             return None
         if not u.hostname:
             return None
-        return (unquote(u.username) if u.username else None), u.hostname, port, u.path or "/"
+        return (unquote(u.username) if u.username else None), u.hostname, port, u.path or "/", False
     m = None if "://" in url else _SCP.match(url)
     if m is None:
         return None  # a local path (perhaps with a colon in it), or another scheme
-    user, host, path = m.group(1), m.group(2).strip("[]"), m.group(3)
-    return user, host, None, path if path.startswith("/") else "/~/" + path
+    user, host, path = m.group(1), m.group(2), m.group(3)
+    scp_port: int | None = None
+    if host.startswith("["):
+        host = host[1:-1]
+        inner_user, at, rest = host.rpartition("@")  # [user@host:port]:path
+        if at:
+            user, host = user or inner_user, rest
+        name, _, digits = host.rpartition(":")
+        if name and ":" not in name and digits.isdigit():
+            host, scp_port = name, int(digits)
+    return user, host, scp_port, path, True
 
 
 def resolve(url: str, entries: list[Entry], *, home: str, local_user: str) -> SshTarget | None:
@@ -134,7 +151,7 @@ def resolve(url: str, entries: list[Entry], *, home: str, local_user: str) -> Ss
     parts = split_ssh_url(url)
     if parts is None:
         return None
-    user, alias, port, path = parts
+    user, alias, port, path, scp = parts
     given = (user, alias, port)
     found: dict[str, str] = {}
     identities: list[str] = []
@@ -150,7 +167,7 @@ def resolve(url: str, entries: list[Entry], *, home: str, local_user: str) -> Ss
         port = int(found["port"])
     user = user or found.get("user")
     keys = tuple(_expand(i, home=home, host=host, user=user or local_user, local_user=local_user) for i in identities)
-    return SshTarget(host, port, user, path, keys, moved=(user, host, port) != given)
+    return SshTarget(host, port, user, path, keys, moved=(user, host, port) != given, scp=scp)
 
 
 def _expand(value: str, *, home: str, host: str, user: str, local_user: str) -> str:

@@ -132,10 +132,42 @@ def test_an_accepted_credential_is_remembered_and_a_refused_one_forgotten(tmp_pa
     second = c.Session(helpers, req, timeout=10)
     assert second.fill() == cred and second.remembered
     second.tell(cred, "store")  # already told once
+    # Refused later: only forgotten. The helpers may hold a newer password by
+    # now, and git-credential-store would erase it (it erases by host and user).
     second.tell(cred, "erase")
-    assert log.read_text().split() == ["get", "store", "erase"]
-    assert c.Session(helpers, req, timeout=10).fill() == cred  # asked again
-    assert log.read_text().split() == ["get", "store", "erase", "get"]
+    assert log.read_text().split() == ["get", "store"]
+    third = c.Session(helpers, req, timeout=10)
+    assert third.fill() == cred and not third.remembered  # asked again
+    third.tell(cred, "erase")  # refused as the helpers gave it: now they are told
+    assert log.read_text().split() == ["get", "store", "get", "erase"]
+
+
+def test_the_same_request_with_other_helpers_is_not_the_same_credential() -> None:
+    req = c.Request("https", "scoped.example")
+    a = c.Session(c.Helpers(["!echo username=a; echo password=pa; true"]), req, timeout=10)
+    cred = a.fill()
+    assert cred is not None
+    a.tell(cred, "store")
+    b = c.Session(c.Helpers(["!echo username=b; echo password=pb; true"]), req, timeout=10)
+    assert b.fill() == c.Credential(req, "b", "pb")
+
+
+def test_a_url_that_would_inject_a_line_gets_no_credential() -> None:
+    """git's CVE-2020-5260: a newline in the URL must not become a second
+    host= line that asks the helpers about another server."""
+    h = c.Helpers(["store"])
+    for url in ("https://alice%0ahost=evil.example@h.example/x.git", "https://h.example/a%0ahost=evil/x.git"):
+        h.use_http_path = True
+        assert c.request_for(url, h, None) is None
+    assert c.request_for("https://h.example/x.git", h, "bob\nhost=evil") is None
+
+
+def test_a_failing_helper_is_named_without_its_arguments(tmp_path: Path) -> None:
+    helpers = c.Helpers(["!f() { echo password=S3CRET >&2; exit 3; }; f", "   "])
+    s = c.Session(helpers, c.Request("https", "h"), timeout=10)
+    assert s.fill() is None
+    assert not any("S3CRET" in p for p in s.problems), s.problems
+    assert "exited with 3" in s.problems[0]
 
 
 def test_the_most_specific_http_setting_wins() -> None:
@@ -155,4 +187,5 @@ def test_scrub_hides_url_passwords_and_the_token(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setenv("GITCLAIM_TOKEN", "tok-12345")
     text = "cannot push to https://bob:s3cr%40t@host:8443/x.git (ssh://git@host/y) with tok-12345"
-    assert scrub(text) == "cannot push to https://bob:***@host:8443/x.git (ssh://git@host/y) with ***"
+    assert scrub(text) == "cannot push to https://***@host:8443/x.git (ssh://git@host/y) with ***"
+    assert scrub("ssh://git:pw@h/x https://TOKEN@h/y") == "ssh://git:***@h/x https://***@h/y"

@@ -196,9 +196,17 @@ def test_a_password_in_the_remote_url_never_shows(git_https: GitHttp, https_remo
     git("remote", "set-url", "origin", https_remote.url.replace("https://", f"https://agent:{secret}@"), cwd=agent)
     code, out = cli(agent, "claim", "t1", "--agent", "a")  # no CA: refused, and the error names the URL
     assert code == 8 and out["error"]["details"]["reason"] == "certificate", out
-    assert secret not in json.dumps(out) and "agent:***@" in json.dumps(out)
+    assert secret not in json.dumps(out) and "https://***@127.0.0.1" in json.dumps(out)
     r = run_cli("claim", "t1", "--agent", "a", cwd=agent)  # the human form too
     assert r.returncode == 8 and secret not in r.stdout + r.stderr
     code, out = cli(agent, "claim", "t1", "--agent", "a", GITCLAIM_CA_BUNDLE=str(git_https.ca))
     assert code == 0, out
     assert secret not in json.dumps(out)
+
+
+def test_offline_reads_need_no_ca_and_no_network(git_https: GitHttp, https_remote: Remote, tmp_path: Path) -> None:
+    agent = _seeded(https_remote, git_https, tmp_path)
+    env = {"GITCLAIM_TOKEN": HTTPS_USERS["x-access-token"], "GITCLAIM_CA_BUNDLE": str(git_https.ca)}
+    assert cli(agent, "list", **env)[0] == 0  # fetched once
+    code, out = cli(agent, "list", "--offline", GITCLAIM_CA_BUNDLE=str(tmp_path / "moved-away.pem"))
+    assert code == 0 and [t["id"] for t in out["result"]["tasks"]] == ["t1"], out

@@ -218,3 +218,26 @@ def test_a_read_only_clone_is_a_clear_error_and_changes_nothing(
     assert remote.ref() == tip
     assert Store(path, agent="agent-a").claim("t1").task.holder == "agent-a"
     _store_is_sound(remote, admin)
+
+
+def test_a_lock_left_by_a_killed_process_is_named_and_changes_nothing(remote: Remote, tmp_path: Path) -> None:
+    """A process killed while writing the clone's copy of the branch leaves a
+    .lock file: the next fetch says which file and what to do (local_io),
+    pushes nothing, and works once the lock is gone."""
+    admin = Store(clone(remote, tmp_path / "admin"), agent="admin")
+    admin.init()
+    admin.add("t", task_id="t1")
+    path = clone(remote, tmp_path / "agent")
+    Store(path, agent="a").ready()
+    admin.add("another", task_id="t2")  # the agent's copy is stale: the next command must fetch
+    lock = path / ".git" / "refs" / "remotes" / "origin" / "gitclaim.lock"
+    lock.write_text("")
+    tip = remote.ref()
+    r = subprocess.run([sys.executable, "-m", "gitclaim", "-C", str(path), "next", "--agent", "a", "--json"],
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 16, r.stdout + r.stderr
+    err = json.loads(r.stdout)["error"]
+    assert err["code"] == "local_io" and "gitclaim.lock" in err["message"] and ".lock" in err["hint"]
+    assert remote.ref() == tip
+    lock.unlink()
+    assert Store(path, agent="a").next().task.id == "t1"

@@ -152,4 +152,32 @@ def test_an_alias_to_a_closed_port_says_where_it_went(ssh_client: GitSshd, ssh_r
     assert r.returncode == 8, r.stdout + r.stderr
     err = json.loads(r.stdout)["error"]
     assert err["details"]["reason"] == "unreachable"
-    assert "which ~/.ssh/config makes ssh://127.0.0.1:1/" in err["message"]
+    assert "which ~/.ssh/config makes [127.0.0.1:1]:/" in err["message"]
+
+
+def test_an_alias_with_a_path_relative_to_the_login_home(
+    ssh_client: GitSshd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tasks-server:name.git` reaches the server as `name.git`, relative to the
+    login's home, as git sends it (servers such as gitolite parse that path)."""
+    import pwd
+    import shutil
+
+    from .conftest import make_bare, repo_name
+
+    monkeypatch.delenv("GITCLAIM_SSH_KEY")
+    _alias(ssh_client)
+    pw = pwd.getpwnam(SSH_USER)
+    name = f"{repo_name(tmp_path)}.git"
+    bare = make_bare(Path(pw.pw_dir) / name)
+    try:
+        for d, _, files in os.walk(bare):
+            os.chown(d, pw.pw_uid, pw.pw_gid)
+            for f in files:
+                os.chown(os.path.join(d, f), pw.pw_uid, pw.pw_gid)
+        store = Store(clone(Remote(bare, f"tasks-server:{name}"), tmp_path / "c"), agent="a")
+        store.init()
+        store.add("relative", task_id="t1")
+        assert store.claim("t1").commit == Remote(bare, "").ref()
+    finally:
+        shutil.rmtree(bare, ignore_errors=True)

@@ -41,10 +41,13 @@ def resolve(url: str, text: str = CONFIG) -> sc.SshTarget | None:
 def test_an_alias_names_the_real_host_port_user_and_keys() -> None:
     t = resolve("tasks:org/tasks.git")
     assert t == sc.SshTarget(
-        "git.internal.example", 2222, "git", "/~/org/tasks.git",
-        ("/home/me/.ssh/everyone", "/home/me/.ssh/tasks_git"), moved=True,
+        "git.internal.example", 2222, "git", "org/tasks.git",
+        ("/home/me/.ssh/everyone", "/home/me/.ssh/tasks_git"), moved=True, scp=True,
     )  # fmt: skip
-    assert t.url() == "ssh://git@git.internal.example:2222/~/org/tasks.git"
+    # The scp form stays scp: a path relative to the login's home reaches the server as written.
+    assert t.url() == "[git@git.internal.example:2222]:org/tasks.git"
+    t = resolve("tasks-backup:~/tasks.git")
+    assert t is not None and t.url() == "[git@git.internal.example:2222]:~/tasks.git"
 
 
 def test_the_first_value_wins_and_the_url_beats_the_config() -> None:
@@ -76,12 +79,18 @@ def test_urls_that_are_not_ssh(url: str) -> None:
     assert resolve(url) is None
 
 
-def test_scp_like_forms() -> None:
-    assert sc.split_ssh_url("git@host:org/x.git") == ("git", "host", None, "/~/org/x.git")
-    assert sc.split_ssh_url("host:/srv/x.git") == (None, "host", None, "/srv/x.git")
-    assert sc.split_ssh_url("[::1]:x.git") == (None, "::1", None, "/~/x.git")
-    assert sc.split_ssh_url("ssh://u@h:22/p") == ("u", "h", 22, "/p")
+def test_scp_like_and_ssh_forms() -> None:
+    assert sc.split_ssh_url("git@host:org/x.git") == ("git", "host", None, "org/x.git", True)
+    assert sc.split_ssh_url("host:/srv/x.git") == (None, "host", None, "/srv/x.git", True)
+    assert sc.split_ssh_url("[::1]:x.git") == (None, "::1", None, "x.git", True)
+    assert sc.split_ssh_url("u@[h:2222]:~alice/x.git") == ("u", "h", 2222, "~alice/x.git", True)
+    assert sc.split_ssh_url("[u@h:2222]:x.git") == ("u", "h", 2222, "x.git", True)
+    assert sc.split_ssh_url("ssh://a%40b@h:22/p") == ("a@b", "h", 22, "/p", False)
     assert sc.SshTarget("::1", 22, None, "/p").url() == "ssh://[::1]:22/p"
+    assert sc.SshTarget("h", None, "a@b", "/p").url() == "ssh://a%40b@h/p"
+    assert sc.SshTarget("::1", None, "u", "x.git", scp=True).url() == "u@[::1]:x.git"
+    assert sc.SshTarget("h", 22, None, "x.git", scp=True).url() == "[h:22]:x.git"
+    assert sc.SshTarget("h", 22, "u", "x.git", scp=True).url() == "[u@h:22]:x.git"
 
 
 def test_include_applies_under_the_block_it_sits_in(tmp_path: Path) -> None:
@@ -104,6 +113,11 @@ def test_an_include_loop_and_a_missing_file_are_harmless(tmp_path: Path) -> None
     entries = sc.load(str(tmp_path))
     t = sc.resolve("h:x", entries, home=str(tmp_path), local_user="me")
     assert t is not None and t.port == 7
+
+
+def test_a_hash_inside_a_value_is_kept() -> None:
+    t = resolve("tasks:x", "Host tasks\n  IdentityFile /keys/key#1\n")
+    assert t is not None and t.identity_files == ("/keys/key#1",)
 
 
 def test_garbage_lines_are_skipped() -> None:
