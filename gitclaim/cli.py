@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Protocol
 
 import typer
 
-from .errors import BadInput, ExitCode, GitclaimError
+from .errors import BadInput, ExitCode, GitclaimError, Interrupted
 
 if TYPE_CHECKING:
     from .api import Store
@@ -444,7 +444,9 @@ def main(argv: list[str] | None = None) -> int:
     names |= {g.name for g in app.registered_groups if g.name}
     command = next((a for a in args if a in names), "")
     try:
-        app(args=args, prog_name="gitclaim", standalone_mode=False)
+        rv = app(args=args, prog_name="gitclaim", standalone_mode=False)
+        if rv == ExitCode.INTERRUPTED:  # typer turns Ctrl-C into an exit code of 130
+            raise KeyboardInterrupt
     except _Exit as e:
         return e.code
     except GitclaimError as e:  # raised outside _run (e.g. while opening the repository)
@@ -453,8 +455,10 @@ def main(argv: list[str] | None = None) -> int:
         except _Exit as x:
             return x.code
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        return 130
+        try:
+            _fail(command, as_json, Interrupted("interrupted (Ctrl-C) before the command finished"))
+        except _Exit as x:
+            return x.code
     except Exception as e:
         if _is_usage_error(e):
             return _usage_error(command, as_json, e)

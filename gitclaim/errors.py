@@ -31,6 +31,7 @@ class ExitCode(IntEnum):
     ALREADY_EXISTS = 14
     PUSH_REJECTED = 15
     LOCAL_IO = 16
+    INTERRUPTED = 130  # SIGINT (Ctrl-C), by the shell's convention 128 + 2
 
 
 class GitclaimError(Exception):
@@ -149,6 +150,18 @@ class PushRejected(GitclaimError):
 
     exit_code = ExitCode.PUSH_REJECTED
     code = "push_rejected"
+
+
+class Interrupted(GitclaimError):
+    """Ctrl-C (SIGINT) stopped the command part way.
+
+    A change being pushed at that moment may or may not have landed; running
+    the same command again converges (a claim that landed is the caller's own).
+    """
+
+    exit_code = ExitCode.INTERRUPTED
+    code = "interrupted"
+    hint = "run the same command again to finish it: it recognises a change of its own that already landed"
 
 
 class LocalIOError(GitclaimError):

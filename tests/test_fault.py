@@ -245,3 +245,40 @@ def test_a_server_that_never_answers_is_a_timeout_not_a_hang(silent_server: int,
     err = json.loads(r.stdout)["error"]
     assert err["details"]["reason"] == "unreachable", err
     assert "Traceback" not in r.stderr
+
+
+def test_ctrl_c_while_the_answer_is_awaited_exits_130_and_the_rerun_converges(
+    proxied: tuple[Remote, CuttingProxy], tmp_path: Path
+) -> None:
+    """The push landed, its answer is stuck, the human presses Ctrl-C: exit 130
+    with a JSON error (never 0 and silence), and the same command again finds
+    the claim its own (changed: false): one claim in the history."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    remote, proxy = proxied
+    admin = Store(clone(remote, tmp_path / "admin"), agent="admin")
+    admin.init()
+    admin.add("fragile", task_id="t1")
+    path = clone(remote, tmp_path / "worker")
+    Store(path, agent="worker").list()
+    proxy.cut = "stall_report"
+    p = subprocess.Popen([sys.executable, "-m", "gitclaim", "-C", str(path), "claim", "t1", "--agent", "worker",
+                          "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 30
+    while proxy.cuts == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proxy.cuts == 1, "the push never reached the proxy"
+    time.sleep(0.3)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 130, out + err
+    assert json.loads(out)["error"]["code"] == "interrupted"
+    assert "Traceback" not in err
+    proxy.released.set()
+    again = run_cli("claim", "t1", "--agent", "worker", "--json", cwd=path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert json.loads(again.stdout)["result"]["changed"] is False  # it had landed: recognised as its own
+    assert [(t, a) for _, t, a in claims_in_history(remote)] == [("t1", "worker")]
