@@ -31,6 +31,8 @@ class ExitCode(IntEnum):
     ALREADY_EXISTS = 14
     PUSH_REJECTED = 15
     LOCAL_IO = 16
+    AUTH_FAILED = 17
+    UNTRUSTED_REMOTE = 18
     INTERRUPTED = 130  # SIGINT (Ctrl-C), by the shell's convention 128 + 2
 
 
@@ -103,6 +105,25 @@ class RemoteUnreachable(GitclaimError):
     exit_code = ExitCode.REMOTE_UNREACHABLE
     code = "remote_unreachable"
     hint = "check the remote URL and the network, then run the same command again"
+
+
+class AuthFailed(RemoteUnreachable):
+    """The server refused every credential offered, none was available, or it
+    refused access outright (HTTP 403). Nothing was sent; retrying will not help
+    until the credentials or the server's permissions change."""
+
+    exit_code = ExitCode.AUTH_FAILED
+    code = "auth_failed"
+    hint = "check the credentials gitclaim can find for this remote (docs/remotes.md)"
+
+
+class UntrustedRemote(RemoteUnreachable):
+    """The server could not prove it is the server: an unknown or changed ssh
+    host key, or a TLS certificate no trusted CA signed. Nothing was sent."""
+
+    exit_code = ExitCode.UNTRUSTED_REMOTE
+    code = "untrusted_remote"
+    hint = "check the server's identity, then trust it (known_hosts, or a CA bundle: docs/remotes.md)"
 
 
 class RetriesExhausted(GitclaimError):

@@ -39,7 +39,16 @@ from pygit2.enums import CredentialType, FetchPrune, FileMode, ObjectType, Optio
 
 from . import credentials as gitcred
 from . import sshconfig
-from .errors import BadInput, LocalIOError, NotInitialized, PushRejected, RemoteUnreachable, StoreCorrupt
+from .errors import (
+    AuthFailed,
+    BadInput,
+    LocalIOError,
+    NotInitialized,
+    PushRejected,
+    RemoteUnreachable,
+    StoreCorrupt,
+    UntrustedRemote,
+)
 
 ZERO = "0" * 40
 _ZERO_RAW = bytes(20)
@@ -784,7 +793,7 @@ def _network_error(cb: _NetCallbacks, e: BaseException, what: str, remote: str, 
     tls = urlparse(url).scheme.lower() == "https"
     if cb.host_key_refused is not None or isinstance(e, pygit2.CertificateError):
         if tls:
-            return RemoteUnreachable(
+            return UntrustedRemote(
                 f"{what}: the server's TLS certificate is not trusted ({text})",
                 hint="if the server uses a private CA, point GITCLAIM_CA_BUNDLE (or git's http.sslCAInfo) "
                 "at that CA's certificate (PEM); otherwise the certificate is wrong or someone is "
@@ -793,7 +802,7 @@ def _network_error(cb: _NetCallbacks, e: BaseException, what: str, remote: str, 
                 url=url,
                 reason="certificate",
             )
-        return RemoteUnreachable(
+        return UntrustedRemote(
             f"{what}: the server's host key is unknown or has changed ({text})",
             hint="check the host's key fingerprint, then add it to ~/.ssh/known_hosts "
             "(e.g. `ssh-keyscan -p PORT HOST >> ~/.ssh/known_hosts`); a changed key may mean an impostor",
@@ -803,7 +812,7 @@ def _network_error(cb: _NetCallbacks, e: BaseException, what: str, remote: str, 
         )
     lowered = text.lower()
     if "status code: 403" in lowered and not cb.auth_failed:
-        return RemoteUnreachable(
+        return AuthFailed(
             f"{what}: the server refused access (HTTP 403 Forbidden)",
             hint="the server knows who you are (or needs no login) but does not let you do this here: ask its "
             "operator for access to this repository; git http-backend refuses pushes unless the user is "
@@ -819,7 +828,7 @@ def _network_error(cb: _NetCallbacks, e: BaseException, what: str, remote: str, 
     ):
         tried = "no credentials were available" if cb.offered == 0 else f"{cb.offered} credential(s) refused"
         said = scrub("".join(f"; {p}" for p in dict.fromkeys(cb.problems)))
-        return RemoteUnreachable(
+        return AuthFailed(
             f"{what}: authentication failed ({tried}{said})",
             hint="ssh: load a key into ssh-agent or set GITCLAIM_SSH_KEY to a private key file the server "
             "accepts; http(s): set GITCLAIM_TOKEN, or configure a git credential helper "

@@ -70,7 +70,7 @@ def test_an_untrusted_certificate_is_refused_before_anything_is_sent(
     tip = https_remote.ref()
     # Only the system's CAs: the test CA is unknown, so the server may be anyone.
     code, out = cli(agent, "claim", "t1", "--agent", "a", GITCLAIM_TOKEN=HTTPS_USERS["x-access-token"])
-    assert code == 8, out
+    assert code == 18, out
     err = out["error"]
     assert err["details"]["reason"] == "certificate"
     assert "TLS certificate is not trusted" in err["message"] and "GITCLAIM_CA_BUNDLE" in err["hint"]
@@ -88,7 +88,7 @@ def test_a_missing_ca_bundle_is_bad_input(git_https: GitHttp, https_remote: Remo
 def test_no_credential_at_all_is_an_auth_failure(git_https: GitHttp, https_remote: Remote, tmp_path: Path) -> None:
     agent = _seeded(https_remote, git_https, tmp_path)
     code, out = cli(agent, "claim", "t1", "--agent", "a", GITCLAIM_CA_BUNDLE=str(git_https.ca))
-    assert code == 8, out
+    assert code == 17, out
     assert out["error"]["details"]["reason"] == "auth"
     assert "no credentials were available" in out["error"]["message"]
     assert "credential.helper" in out["error"]["hint"]
@@ -117,7 +117,7 @@ def test_a_credential_the_server_refuses_is_erased_from_the_helper(
     creds.write_text(f"https://agent:wrong-password@127.0.0.1:{git_https.port}\n")
     git("config", "credential.helper", f"store --file={creds}", cwd=agent)
     code, out = cli(agent, "claim", "t1", "--agent", "a", GITCLAIM_CA_BUNDLE=str(git_https.ca))
-    assert code == 8, out
+    assert code == 17, out
     assert out["error"]["details"]["reason"] == "auth"
     assert "1 credential(s) refused" in out["error"]["message"]
     assert "wrong-password" not in creds.read_text()  # as git does: a refused credential is forgotten
@@ -161,7 +161,7 @@ def test_a_helper_that_hangs_is_cut_off(git_https: GitHttp, https_remote: Remote
         env=dict(os.environ, GITCLAIM_CA_BUNDLE=str(git_https.ca), GITCLAIM_IO_TIMEOUT_MS="1500"),
         timeout=30,  # never a hang: the helper gets the I/O timeout, not forever
     )
-    assert r.returncode == 8, r.stdout + r.stderr
+    assert r.returncode == 17, r.stdout + r.stderr
     err = json.loads(r.stdout)["error"]
     assert err["details"]["reason"] == "auth"
     assert "did not answer within 1.5 s" in err["message"]
@@ -195,10 +195,10 @@ def test_a_password_in_the_remote_url_never_shows(git_https: GitHttp, https_remo
     secret = HTTPS_USERS["agent"]
     git("remote", "set-url", "origin", https_remote.url.replace("https://", f"https://agent:{secret}@"), cwd=agent)
     code, out = cli(agent, "claim", "t1", "--agent", "a")  # no CA: refused, and the error names the URL
-    assert code == 8 and out["error"]["details"]["reason"] == "certificate", out
+    assert code == 18 and out["error"]["details"]["reason"] == "certificate", out
     assert secret not in json.dumps(out) and "https://***@127.0.0.1" in json.dumps(out)
     r = run_cli("claim", "t1", "--agent", "a", cwd=agent)  # the human form too
-    assert r.returncode == 8 and secret not in r.stdout + r.stderr
+    assert r.returncode == 18 and secret not in r.stdout + r.stderr
     code, out = cli(agent, "claim", "t1", "--agent", "a", GITCLAIM_CA_BUNDLE=str(git_https.ca))
     assert code == 0, out
     assert secret not in json.dumps(out)

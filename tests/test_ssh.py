@@ -2,7 +2,8 @@
 
 Host keys are checked against ~/.ssh/known_hosts (pygit2 alone would accept
 any key); credentials come from GITCLAIM_SSH_KEY here; every failure is a
-RemoteUnreachable (exit 8) whose ``details.reason`` says which: "host_key",
+RemoteUnreachable whose ``details.reason`` says which, with its own exit code
+(18 untrusted_remote, 17 auth_failed, 8 remote_unreachable): "host_key",
 "auth" or "unreachable", and none of them hangs.
 """
 
@@ -104,14 +105,22 @@ def test_a_closed_port_is_unreachable(ssh_client: GitSshd, tmp_path: Path) -> No
     assert e.details["reason"] == "unreachable", e.to_json()
 
 
-def test_the_cli_exits_8_with_the_reason(ssh_remote: Remote, tmp_path: Path) -> None:
+def test_the_cli_exits_18_for_an_unknown_host_key_and_17_for_a_refused_key(
+    ssh_client: GitSshd, ssh_remote: Remote, tmp_path: Path
+) -> None:
     c = clone(ssh_remote, tmp_path / "c")
     _known_hosts().write_text("")
     r = run_cli("init", "--agent", "a", "--json", cwd=c)
-    assert r.returncode == 8, r
+    assert r.returncode == 18, r
     err = json.loads(r.stdout)["error"]
-    assert err["code"] == "remote_unreachable"
+    assert err["code"] == "untrusted_remote"
     assert err["details"]["reason"] == "host_key"
+    assert "Traceback" not in r.stderr
+    _known_hosts().write_text(ssh_client.known_hosts_line)
+    r = run_cli("init", "--agent", "a", "--json", cwd=c, env={"GITCLAIM_SSH_KEY": str(ssh_client.other_key)})
+    assert r.returncode == 17, r
+    err = json.loads(r.stdout)["error"]
+    assert (err["code"], err["details"]["reason"]) == ("auth_failed", "auth")
     assert "Traceback" not in r.stderr
 
 
