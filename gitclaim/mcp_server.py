@@ -108,6 +108,9 @@ _MEANING = {
 }
 _COMMON = (
     "Any tool may also answer remote_unreachable (fetch or push failed; nothing changed; retry later),"
+    " auth_failed or untrusted_remote (credentials refused, or the server's host key or certificate not"
+    " trusted; nothing sent; a person must fix it, retrying will not help), local_io (the clone cannot be"
+    " written; nothing pushed),"
     " not_initialized (no store on the remote: call init), store_corrupt (a file on the store branch is"
     " unreadable; details: path), schema_too_new (upgrade gitclaim) or internal (a bug in gitclaim)."
 )
