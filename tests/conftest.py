@@ -57,6 +57,22 @@ class Remote:
         return out or None
 
 
+def assert_store_sound(remote: Remote, checker: object) -> None:
+    """The shared repository passes ``git fsck`` and its whole store history
+    passes the validator (``checker``: any Store on a clone of ``remote``)."""
+    from datetime import UTC, datetime
+
+    from gitclaim import Store
+    from gitclaim.enforce import check_push
+
+    assert isinstance(checker, Store)
+    git("fsck", "--no-progress", "--no-dangling", cwd=remote.path)
+    tip = checker.transport.fetch()
+    assert tip is not None
+    bad = check_push(checker.repo, None, tip, branch="gitclaim", now=datetime.now(UTC), seen={})
+    assert bad == [], bad
+
+
 def make_bare(path: Path) -> Path:
     git("init", "-q", "--bare", str(path))
     return path

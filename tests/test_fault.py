@@ -20,7 +20,7 @@ import pytest
 from gitclaim import Store
 from gitclaim.errors import RemoteUnreachable
 
-from .conftest import GitDaemon, Remote, clone, git, repo_name, run_cli
+from .conftest import GitDaemon, Remote, assert_store_sound, clone, git, repo_name, run_cli
 from .test_race import claims_in_history
 
 pytestmark = pytest.mark.slow
@@ -157,6 +157,7 @@ def test_a_push_cut_by_the_network_leaves_a_valid_remote_and_a_rerun_converges(
     assert admin.show("t1").task.holder == "worker"
     git("fsck", "--no-progress", "--no-dangling", cwd=remote.path)
     assert [(t, a) for _, t, a in claims_in_history(remote)] == [("t1", "worker")]  # exactly one claim
+    assert_store_sound(remote, admin)
 
 
 def test_a_fetch_cut_by_the_network_changes_nothing_and_a_rerun_works(
@@ -176,8 +177,8 @@ def test_a_fetch_cut_by_the_network_changes_nothing_and_a_rerun_works(
     assert remote.ref() == before
     assert worker.transport.local_tip() is None  # no half-fetched branch left behind
     assert worker.claim("t1").task.holder == "worker"
-    git("fsck", "--no-progress", "--no-dangling", cwd=remote.path)
     assert [(t, a) for _, t, a in claims_in_history(remote)] == [("t1", "worker")]
+    assert_store_sound(remote, admin)
 
 
 def test_a_push_whose_answer_never_comes_is_found_on_the_remote(
@@ -206,7 +207,7 @@ def test_a_push_whose_answer_never_comes_is_found_on_the_remote(
     assert won.changed and won.task.holder == "worker"
     assert remote.ref() == won.commit
     assert [(t, a) for _, t, a in claims_in_history(remote)] == [("t1", "worker")]
-    git("fsck", "--no-progress", "--no-dangling", cwd=remote.path)
+    assert_store_sound(remote, admin)
 
 
 @pytest.fixture
@@ -282,3 +283,4 @@ def test_ctrl_c_while_the_answer_is_awaited_exits_130_and_the_rerun_converges(
     assert again.returncode == 0, again.stdout + again.stderr
     assert json.loads(again.stdout)["result"]["changed"] is False  # it had landed: recognised as its own
     assert [(t, a) for _, t, a in claims_in_history(remote)] == [("t1", "worker")]
+    assert_store_sound(remote, admin)

@@ -18,17 +18,15 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gitclaim import Store
-from gitclaim.enforce import check_push
 from gitclaim.errors import NothingReady
 
-from .conftest import Remote, clone, git
+from .conftest import Remote, assert_store_sound, clone
 from .test_race import claims_in_history
 
 pytestmark = pytest.mark.slow
@@ -47,14 +45,6 @@ def _kill(p: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(p.pid, signal.SIGKILL)
     p.wait(10)
-
-
-def _store_is_sound(remote: Remote, checker: Store) -> None:
-    git("fsck", "--no-progress", "--no-dangling", cwd=remote.path)
-    tip = checker.transport.fetch()
-    assert tip is not None
-    bad = check_push(checker.repo, None, tip, branch="gitclaim", now=datetime.now(UTC), seen={})
-    assert bad == [], bad
 
 
 def test_killed_after_writing_its_commit_before_pushing(remote: Remote, tmp_path: Path) -> None:
@@ -82,7 +72,7 @@ def test_killed_after_writing_its_commit_before_pushing(remote: Remote, tmp_path
     again = Store(agent, agent="crashy").claim("t1")  # the same command again
     assert again.changed and again.task.holder == "crashy"
     assert Counter(t for _, t, _ in claims_in_history(remote)) == {"t1": 1}
-    _store_is_sound(remote, admin)
+    assert_store_sound(remote, admin)
 
 
 def test_agents_killed_at_random_points_lose_nothing(remote: Remote, tmp_path: Path) -> None:
@@ -97,7 +87,7 @@ def test_agents_killed_at_random_points_lose_nothing(remote: Remote, tmp_path: P
         time.sleep(rng.uniform(0.05, 0.6))  # anywhere: start-up, fetch, commit, push
         for p in procs:
             _kill(p)
-        _store_is_sound(remote, admin)
+        assert_store_sound(remote, admin)
         claims = Counter(t for _, t, _ in claims_in_history(remote))
         assert all(n == 1 for n in claims.values()), (round_, claims)
     # survivors finish the queue; nothing is claimed twice, everything once
@@ -110,7 +100,7 @@ def test_agents_killed_at_random_points_lose_nothing(remote: Remote, tmp_path: P
     assert claims == dict.fromkeys(ids, 1)
     final = {t.id: t for t in admin.list().tasks}
     assert all(final[i].state.value == "active" and final[i].holder for i in ids)
-    _store_is_sound(remote, admin)
+    assert_store_sound(remote, admin)
 
 
 def test_a_damaged_local_copy_is_repaired_from_the_remote(remote: Remote, tmp_path: Path) -> None:
@@ -132,7 +122,7 @@ def test_a_damaged_local_copy_is_repaired_from_the_remote(remote: Remote, tmp_pa
     fresh = Store(path, agent="agent-a")
     assert fresh.claim("t1").task.holder == "agent-a"
     assert [t.id for t in fresh.ready().tasks] == ["t2"]
-    _store_is_sound(remote, admin)
+    assert_store_sound(remote, admin)
 
 
 @pytest.fixture
@@ -178,7 +168,7 @@ def test_a_full_disk_in_the_clone_is_a_clear_error_and_changes_nothing(
     assert remote.ref() == tip
     filler.unlink()  # space again: the same command converges
     assert Store(path, agent="agent-a").claim("t1").task.holder == "agent-a"
-    _store_is_sound(remote, admin)
+    assert_store_sound(remote, admin)
 
 
 def test_a_read_only_clone_is_a_clear_error_and_changes_nothing(
@@ -217,7 +207,7 @@ def test_a_read_only_clone_is_a_clear_error_and_changes_nothing(
         subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
     assert remote.ref() == tip
     assert Store(path, agent="agent-a").claim("t1").task.holder == "agent-a"
-    _store_is_sound(remote, admin)
+    assert_store_sound(remote, admin)
 
 
 def test_a_lock_left_by_a_killed_process_is_named_and_changes_nothing(remote: Remote, tmp_path: Path) -> None:
