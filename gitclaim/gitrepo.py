@@ -23,7 +23,6 @@ Compare-and-swap, per transport (see docs/design.md):
 from __future__ import annotations
 
 import contextlib
-import getpass
 import os
 import re
 import uuid
@@ -31,14 +30,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 import pygit2
 from pygit2.enums import CredentialType, FetchPrune, FileMode, ObjectType, Option, RepositoryOpenFlag
 
-from . import credentials as gitcred
-from . import sshconfig
+if TYPE_CHECKING:
+    from . import credentials as gitcred
 from .errors import (
     AuthFailed,
     BadInput,
@@ -689,6 +688,8 @@ def _key_options(username: str | None, configured: Iterable[str] = ()) -> list[A
 
 def _local_user() -> str:
     try:
+        import getpass
+
         return getpass.getuser()
     except (KeyError, OSError):
         return os.environ.get("USER", "")
@@ -767,6 +768,8 @@ class _NetCallbacks(pygit2.RemoteCallbacks):
         raise _NoMoreCredentials()
 
     def _from_helpers(self, url: str, username: str | None) -> gitcred.Credential | None:
+        from . import credentials as gitcred  # only when a server asks: keeps every command's start-up short
+
         entries = self._config() if self._config is not None else []
         helpers = gitcred.helpers_for(url, entries)
         request = gitcred.request_for(url, helpers, username)
@@ -895,6 +898,8 @@ def _trust_ca_bundle(url: str, config: list[tuple[str, str]]) -> None:
     does not exist or holds no certificate, rather than failing later with a
     vaguer certificate error.
     """
+    from . import credentials as gitcred
+
     named = [
         (os.environ.get("GITCLAIM_CA_BUNDLE"), False),
         (os.environ.get("GIT_SSL_CAINFO"), False),
@@ -937,6 +942,8 @@ class NetworkTransport(Transport):
         # Where to connect: the URL, unless ~/.ssh/config says an ssh host alias is elsewhere.
         self.connect_url = url
         self.ssh_keys: tuple[str, ...] = ()
+        from . import sshconfig  # network remotes only: keeps local commands' start-up short
+
         target = sshconfig.resolve(url, sshconfig.load(), home=os.path.expanduser("~"), local_user=_local_user())
         if target is not None:
             self.ssh_keys = target.identity_files
