@@ -38,7 +38,9 @@ from .errors import (
     AlreadyExists,
     BadInput,
     LostRace,
+    NotClaimable,
     NothingReady,
+    NotHolder,
     PushRejected,
     SchemaTooNew,
     StoreCorrupt,
@@ -338,6 +340,13 @@ class Store:
                 if limit is not None and len(entries) >= limit:
                     break
         return History(tuple(entries), tip)
+
+    def _last_change(self, tip: str, task_id: str, limit: int = 2000) -> audit.Entry | None:
+        """The latest commit (within ``limit``) that changed ``task_id``, read as an audit entry."""
+        for e in self._entries(tip, limit):
+            if task_id in e.tasks:
+                return e
+        return None
 
     def _entries(self, tip: str, limit: int | None) -> Iterable[audit.Entry]:
         for c in self.repo.walk(tip, limit):
@@ -639,9 +648,23 @@ class Store:
         who = self.whoami(agent)
         validate_id(task_id)
 
-        def decide(snap: Snapshot, attempt: int) -> Write[OpResult]:
+        def decide(snap: Snapshot, attempt: int) -> Write[OpResult] | NoWrite[OpResult]:
             task = snap.require(task_id)
-            row = rules.check_move(verb, task, who)
+            try:
+                row = rules.check_move(verb, task, who)
+            except (NotClaimable, NotHolder):
+                # The same command run again after its first push was cut off
+                # (or interrupted) after landing: recognise the change as the
+                # caller's own instead of refusing what is already done.
+                last = self._last_change(snap.commit, task_id)
+                if (
+                    last is not None
+                    and (last.op, last.agent, last.to_state) == (verb, who, task.state.value)
+                    and (verb != "handoff" or last.trailers.get("To-Agent", ("",))[0] == to)
+                    and all(getattr(task, k) == v for k, v in (fields or {}).items())  # wait/fail: same text
+                ):
+                    return NoWrite(OpResult(verb, task, last.from_state or task.state.value, None, False, 0))
+                raise
             if verb == "handoff" and task.holder == to:
                 raise BadInput(f"{task_id} is already held by {to}", task=task_id, to=to)
             now = utc(self.clock())

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from .errors import GitclaimError, RemoteUnreachable, RetriesExhausted
+from .errors import AuthFailed, GitclaimError, LocalIOError, RemoteUnreachable, RetriesExhausted, UntrustedRemote
 from .gitrepo import BranchMoved, Repo, Transport, require
 from .snapshot import Snapshot
 
@@ -124,13 +124,14 @@ def mutate(
         except RemoteUnreachable as lost:
             # The connection may have dropped after the remote accepted the
             # push: ask the remote whether our commit landed, never guess.
-            if lost.details.get("reason") in ("auth", "host_key", "certificate", "forbidden"):
+            if isinstance(lost, (AuthFailed, UntrustedRemote)):
                 raise  # refused before anything was sent: nothing can have landed
             if _landed(transport, new):
                 return Outcome(decision.value, new, base, retries)
             lost.message += (
                 "; whether the push landed is unknown until the remote answers: run the same command"
-                " again, it recognises its own change"
+                " again (claim ID and the verbs on one task recognise their own change if it landed;"
+                " after next, see `gitclaim list --holder AGENT`)"
             )
             lost.args = (lost.message,)
             raise
@@ -153,6 +154,6 @@ def _landed(transport: Transport, new: str) -> bool:
     """Is ``new`` on the remote branch (its tip, or behind changes made since)?"""
     try:
         tip = transport.fetch()
-    except RemoteUnreachable:
-        return False
+    except (RemoteUnreachable, LocalIOError):
+        return False  # cannot tell: the caller says so, and the same command again converges
     return tip is not None and transport.repo.is_ancestor(new, tip)

@@ -455,6 +455,9 @@ def main(argv: list[str] | None = None) -> int:
         except _Exit as x:
             return x.code
     except KeyboardInterrupt:
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the report short
         try:
             _fail(command, as_json, Interrupted("interrupted (Ctrl-C) before the command finished"))
         except _Exit as x:

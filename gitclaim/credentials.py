@@ -175,8 +175,9 @@ def _exec_dirs(env: Mapping[str, str]) -> list[str]:
 def helper_name(helper: str) -> str:
     """How a helper is named in messages: its program, never its arguments (a
     ``!command`` helper may hold a password inline)."""
-    first = (helper.split(None, 1) or [""])[0]
-    return ("a shell helper " + first[:20]) if helper.startswith("!") else first
+    if helper.startswith("!"):
+        return "a shell helper (!...)"  # its text may set a token inline
+    return (helper.split(None, 1) or [""])[0]
 
 
 def helper_command(helper: str, action: str, env: Mapping[str, str] | None = None) -> str | None:
@@ -228,11 +229,13 @@ def run_helper(helper: str, action: str, payload: bytes, timeout: float) -> dict
         raise HelperFailed(f"credential helper {name!r} could not start: {e.strerror}") from None
     try:
         out, _ = proc.communicate(payload, timeout=timeout)
-    except subprocess.TimeoutExpired:
+    except BaseException as e:  # a timeout, or Ctrl-C: its own session never sees our SIGINT
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
-        raise HelperFailed(f"credential helper {name!r} did not answer within {timeout:g} s") from None
+        if isinstance(e, subprocess.TimeoutExpired):
+            raise HelperFailed(f"credential helper {name!r} did not answer within {timeout:g} s") from None
+        raise
     if proc.returncode != 0:
         # Its stderr is not kept: a helper may print what it knows there; run it by hand to see.
         raise HelperFailed(f"credential helper {name!r} exited with {proc.returncode} on {action!r}")

@@ -177,12 +177,16 @@ class Interrupted(GitclaimError):
     """Ctrl-C (SIGINT) stopped the command part way.
 
     A change being pushed at that moment may or may not have landed; running
-    the same command again converges (a claim that landed is the caller's own).
+    the same ``claim ID`` or verb on a task again recognises it as the caller's
+    own (docs/cli.md, "Running a command again").
     """
 
     exit_code = ExitCode.INTERRUPTED
     code = "interrupted"
-    hint = "run the same command again to finish it: it recognises a change of its own that already landed"
+    hint = (
+        "run the same command again: claim ID and the verbs on one task recognise a change of theirs that "
+        "landed; after next, see `gitclaim list --holder AGENT` first"
+    )
 
 
 class LocalIOError(GitclaimError):

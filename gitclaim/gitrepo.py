@@ -186,7 +186,7 @@ class Repo:
                     self.repo.references.delete(name)
             else:
                 self.repo.references.create(name, oid, force=True)
-        except (pygit2.GitError, KeyError):
+        except (pygit2.GitError, KeyError, OSError):  # pygit2 raises OSError for a held lock
             pass
 
     def refs_under(self, prefix: str) -> dict[str, str]:
@@ -788,6 +788,10 @@ class _NetCallbacks(pygit2.RemoteCallbacks):
             self._pending = None
 
 
+_AUTH_PHRASES = ("failed to authenticate ssh session", "status code: 401", "authentication replays",
+                 "authentication required")  # fmt: skip
+
+
 def _network_error(cb: _NetCallbacks, e: BaseException, what: str, remote: str, url: str) -> RemoteUnreachable:
     """One of five distinct failures: the ssh host key, the TLS certificate,
     the credentials, access refused to known credentials, or the host itself."""
@@ -827,7 +831,8 @@ def _network_error(cb: _NetCallbacks, e: BaseException, what: str, remote: str, 
     if (
         cb.auth_failed
         or isinstance(e, _NoMoreCredentials)
-        or any(w in lowered for w in ("authenticat", "permission denied", "401", "credentials"))
+        # libgit2's own words for a refused login (not bare numbers or words a host name may hold)
+        or any(w in lowered for w in _AUTH_PHRASES)
     ):
         tried = "no credentials were available" if cb.offered == 0 else f"{cb.offered} credential(s) refused"
         said = scrub("".join(f"; {p}" for p in dict.fromkeys(cb.problems)))
@@ -866,6 +871,7 @@ class _PushCallbacks(_NetCallbacks):
         self.moved_to: str | None = None
         self.moved = False
         self.refused: str | None = None
+        self.accepted = False
         self.sideband: list[str] = []
 
     def push_negotiation(self, updates: list[Any]) -> None:
@@ -878,6 +884,8 @@ class _PushCallbacks(_NetCallbacks):
     def push_update_reference(self, refname: str, message: str | None) -> None:
         if message is not None:
             self.refused = message
+        elif refname == self.dst_ref:
+            self.accepted = True  # the server moved the ref: whatever fails after this is ours, not its
 
     def sideband_progress(self, string: str) -> None:
         self.sideband.append(string)
@@ -974,14 +982,15 @@ class NetworkTransport(Transport):
         return self.repo.ref(self.tracking_ref)
 
     def push_alive(self, agent: str, commit: str) -> None:
-        tmp = f"refs/gitclaim/push/{uuid.uuid4().hex}"
+        tmp = self._push_ref(commit)
         git = self.repo.repo
-        git.references.create(tmp, commit, force=True)
         cb = _PushCallbacks(
             ALIVE_PREFIX + agent, None, check_old=False, config=self.repo.config_entries, ssh_keys=self.ssh_keys
         )
         try:
             self._git_remote().push([f"+{tmp}:{ALIVE_PREFIX}{agent}"], callbacks=cb)
+        except OSError as e:
+            raise LocalIOError(f"cannot push the heartbeat of {agent}: {_git_error_text(e)}", path=git.path) from None
         except (pygit2.GitError, _NoMoreCredentials) as e:
             raise _network_error(
                 cb,
@@ -991,7 +1000,7 @@ class NetworkTransport(Transport):
                 self.url,
             ) from None
         finally:
-            with contextlib.suppress(KeyError, pygit2.GitError):
+            with contextlib.suppress(KeyError, pygit2.GitError, OSError):
                 git.references.delete(tmp)
         cb.succeeded()
         if cb.refused is not None:
@@ -999,31 +1008,51 @@ class NetworkTransport(Transport):
                 scrub(f"the remote refused the heartbeat of {agent}: {cb.refused}"), reason=scrub(cb.refused)
             )
 
+    def _push_ref(self, commit: str) -> str:
+        """libgit2 pushes from a ref, so give the commit a private, unique one."""
+        tmp = f"refs/gitclaim/push/{uuid.uuid4().hex}"
+        try:
+            self.repo.repo.references.create(tmp, commit, force=True)
+        except (pygit2.GitError, OSError) as e:
+            raise LocalIOError(
+                f"cannot write a ref into this clone ({self.repo.repo.path}): {_git_error_text(e)}; nothing was pushed",
+                path=self.repo.repo.path,
+            ) from None
+        return tmp
+
     def fetch_alive(self) -> dict[str, datetime]:
         local = f"refs/gitclaim/seen/{self.remote}/"
         self._libgit2_fetch(f"+{ALIVE_PREFIX}*:{local}*")
         return {agent: self.repo.commit_time(oid) for agent, oid in self.repo.refs_under(local).items()}
 
     def push(self, new: str, expected: str | None, paths: Iterable[str] | None = None) -> None:
-        # libgit2 pushes from a ref, so give the commit a private, unique one.
-        tmp = f"refs/gitclaim/push/{uuid.uuid4().hex}"
+        tmp = self._push_ref(new)
         git = self.repo.repo
-        git.references.create(tmp, new, force=True)
         cb = _PushCallbacks(self.remote_ref, expected, config=self.repo.config_entries, ssh_keys=self.ssh_keys)
         try:
             self._git_remote().push([f"{tmp}:{self.remote_ref}"], callbacks=cb)
         except BranchMoved:
             cb.succeeded()  # the server answered: whatever credential it took was good
             raise
-        except (pygit2.GitError, _NoMoreCredentials) as e:
+        except (pygit2.GitError, OSError, _NoMoreCredentials) as e:
             text = _git_error_text(e)
+            if cb.accepted and cb.refused is None and self.repo.names_own_files(e):
+                # The server took the push; only updating this clone's copy of the
+                # ref failed (a lock, a full disk). That copy is a cache: the push landed.
+                self.repo.set_ref(self.tracking_ref, new, "gitclaim: push")
+                return
+            if isinstance(e, OSError):
+                raise LocalIOError(
+                    f"cannot push {self.branch} from this clone: {text}; the remote did not take it",
+                    path=self.repo.repo.path,
+                ) from None
             if cb.moved or "non-fastforward" in text or "not present locally" in text:
                 raise BranchMoved(cb.moved_to) from None
             raise _network_error(
                 cb, e, f"cannot push {self.branch} to {self.remote} ({self._shown_url()})", self.remote, self.url
             ) from None
         finally:
-            with contextlib.suppress(KeyError, pygit2.GitError):
+            with contextlib.suppress(KeyError, pygit2.GitError, OSError):
                 git.references.delete(tmp)
         cb.succeeded()
         if cb.moved:

@@ -107,7 +107,8 @@ _MEANING = {
     "push_rejected": "a hook on the remote refused the change (its text is in details); nothing changed",
 }
 _COMMON = (
-    "Any tool may also answer remote_unreachable (fetch or push failed; nothing changed; retry later),"
+    "Any tool may also answer remote_unreachable (fetch or push failed; nothing changed, or the message says"
+    " it cannot tell: retry later; claim and the verbs on one task then recognise their own landed change),"
     " auth_failed or untrusted_remote (credentials refused, or the server's host key or certificate not"
     " trusted; nothing sent; a person must fix it, retrying will not help), local_io (the clone cannot be"
     " written; nothing pushed),"

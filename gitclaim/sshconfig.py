@@ -54,7 +54,10 @@ class SshTarget:
     def url(self) -> str:
         """The URL to connect to, in the form it was written: an scp-like path
         relative to the login's home stays relative (gitolite and forges parse it)."""
-        if self.scp:
+        # libgit2 reads [user@host:port]:path by its last ':' and first '@': an IPv6
+        # host with a port, or a user with '@' or ':', needs the ssh:// form.
+        awkward = (":" in self.host and self.port) or any(c in (self.user or "") for c in "@:")
+        if self.scp and not awkward:
             user = f"{self.user}@" if self.user else ""
             if self.port:  # git's and libgit2's form for a port: [user@host:port]:path
                 return f"[{user}{self.host}:{self.port}]:{self.path}"
@@ -62,7 +65,8 @@ class SshTarget:
         user = f"{quote(self.user, safe='')}@" if self.user else ""
         host = f"[{self.host}]" if ":" in self.host else self.host
         port = f":{self.port}" if self.port else ""
-        return f"ssh://{user}{host}{port}{self.path}"
+        path = self.path if not self.scp or self.path.startswith("/") else "/~/" + self.path.removeprefix("~/")
+        return f"ssh://{user}{host}{port}{path}"
 
 
 _SCP = re.compile(r"^(?:([^@/\[]+)@)?(\[[^\]/]+\]|[^:/\[\]]+):(.*)$")

@@ -248,12 +248,13 @@ def test_a_server_that_never_answers_is_a_timeout_not_a_hang(silent_server: int,
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize("verb", ["claim", "done"])
 def test_ctrl_c_while_the_answer_is_awaited_exits_130_and_the_rerun_converges(
-    proxied: tuple[Remote, CuttingProxy], tmp_path: Path
+    proxied: tuple[Remote, CuttingProxy], tmp_path: Path, verb: str
 ) -> None:
     """The push landed, its answer is stuck, the human presses Ctrl-C: exit 130
     with a JSON error (never 0 and silence), and the same command again finds
-    the claim its own (changed: false): one claim in the history."""
+    the change its own (changed: false): nothing written twice."""
     import signal
     import subprocess
     import sys
@@ -264,9 +265,11 @@ def test_ctrl_c_while_the_answer_is_awaited_exits_130_and_the_rerun_converges(
     admin.init()
     admin.add("fragile", task_id="t1")
     path = clone(remote, tmp_path / "worker")
+    if verb == "done":
+        Store(path, agent="worker").claim("t1")
     Store(path, agent="worker").list()
     proxy.cut = "stall_report"
-    p = subprocess.Popen([sys.executable, "-m", "gitclaim", "-C", str(path), "claim", "t1", "--agent", "worker",
+    p = subprocess.Popen([sys.executable, "-m", "gitclaim", "-C", str(path), verb, "t1", "--agent", "worker",
                           "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.monotonic() + 30
     while proxy.cuts == 0 and time.monotonic() < deadline:
@@ -279,8 +282,11 @@ def test_ctrl_c_while_the_answer_is_awaited_exits_130_and_the_rerun_converges(
     assert json.loads(out)["error"]["code"] == "interrupted"
     assert "Traceback" not in err
     proxy.released.set()
-    again = run_cli("claim", "t1", "--agent", "worker", "--json", cwd=path)
+    tip = remote.ref()
+    again = run_cli(verb, "t1", "--agent", "worker", "--json", cwd=path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert json.loads(again.stdout)["result"]["changed"] is False  # it had landed: recognised as its own
+    assert remote.ref() == tip  # and nothing was written twice
     assert [(t, a) for _, t, a in claims_in_history(remote)] == [("t1", "worker")]
+    assert admin.show("t1").task.state.value == ("active" if verb == "claim" else "done")
     assert_store_sound(remote, admin)

@@ -231,3 +231,24 @@ def test_a_lock_left_by_a_killed_process_is_named_and_changes_nothing(remote: Re
     assert remote.ref() == tip
     lock.unlink()
     assert Store(path, agent="a").next().task.id == "t1"
+
+
+def test_a_lock_met_after_the_server_took_the_push_is_still_a_won_claim(remote: Remote, tmp_path: Path) -> None:
+    """The push landed; only updating the clone's own copy of the branch met a
+    stale lock. That copy is a cache: the claim is reported as won (exit 0),
+    never as local_io with 'nothing was pushed'."""
+    admin = Store(clone(remote, tmp_path / "admin"), agent="admin")
+    admin.init()
+    admin.add("t", task_id="t1")
+    path = clone(remote, tmp_path / "agent")
+    Store(path, agent="a").ready()  # fresh copy: the claim builds on it and pushes straight away
+    lock = path / ".git" / "refs" / "remotes" / "origin" / "gitclaim.lock"
+    lock.write_text("")
+    r = subprocess.run([sys.executable, "-m", "gitclaim", "-C", str(path), "claim", "t1", "--agent", "a", "--json"],
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = json.loads(r.stdout)["result"]
+    assert out["changed"] and remote.ref() == out["commit"]
+    lock.unlink()
+    assert admin.show("t1").task.holder == "a"
+    assert_store_sound(remote, admin)

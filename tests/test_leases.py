@@ -951,7 +951,9 @@ def test_cli_wait_and_resume(cli: Cli) -> None:
     assert cli("resume", "a", where=cli.two, exit=13)["code"] == "not_holder"
     r = cli("resume", "a")
     assert r["from"] == "waiting" and r["to"] == "active" and r["task"]["waiting_for"] is None
-    err = cli("resume", "a", exit=5)
+    again = cli("resume", "a")  # the same command again: its own change already landed
+    assert again["changed"] is False and again["commit"] is None and again["to"] == "active"
+    err = cli("resume", "a", where=cli.two, exit=5)  # not its change: still refused
     assert err["code"] == "not_claimable" and "wait" in err["details"]["legal_verbs"]
 
 

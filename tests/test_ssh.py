@@ -167,8 +167,10 @@ def test_an_alias_to_a_closed_port_says_where_it_went(ssh_client: GitSshd, ssh_r
 def test_an_alias_with_a_path_relative_to_the_login_home(
     ssh_client: GitSshd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`tasks-server:name.git` reaches the server as `name.git`, relative to the
-    login's home, as git sends it (servers such as gitolite parse that path)."""
+    """`tasks-server:name.git`, a path relative to the login's home, through an
+    alias with a port: the [user@host:port]:path form libgit2 is given works.
+    (That the path goes out as written, not as ~/name.git, is the unit test's
+    to show: git-shell resolves both alike.)"""
     import pwd
     import shutil
 

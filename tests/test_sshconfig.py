@@ -123,3 +123,13 @@ def test_a_hash_inside_a_value_is_kept() -> None:
 def test_garbage_lines_are_skipped() -> None:
     t = resolve("tasks:x", 'Host tasks\n  HostName "unbalanced\n  =\n  Port notanumber\n  User\n')
     assert t is not None and (t.host, t.port, t.user) == ('"unbalanced', None, None)
+
+
+def test_forms_libgit2_would_misread_fall_back_to_ssh_urls() -> None:
+    """libgit2 reads [user@host:port]:path by its last ':' and first '@'."""
+    assert sc.SshTarget("::1", 2, "git", "x.git", scp=True).url() == "ssh://git@[::1]:2/~/x.git"
+    assert (
+        sc.SshTarget("h", 2, "alice@corp.example", "~/x.git", scp=True).url()
+        == "ssh://alice%40corp.example@h:2/~/x.git"
+    )
+    assert sc.SshTarget("h", None, "a:b", "/srv/x.git", scp=True).url() == "ssh://a%3Ab@h/srv/x.git"

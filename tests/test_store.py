@@ -187,7 +187,10 @@ def test_release_only_by_the_holder(initialized, store_factory):
     r = a.release("t1")
     assert r.task.state.value == "todo" and r.task.claim is None
     with pytest.raises(NotClaimable):
-        a.release("t1")
+        b.release("t1")  # nobody holds it now
+    again = a.release("t1")  # the same command again: a's own release already landed
+    assert again.changed is False and again.commit is None and again.task.state.value == "todo"
+    assert remote.ref() == r.commit  # nothing new was written
 
 
 def test_next_claims_by_priority_then_age_and_skips_what_is_not_ready(initialized, store_factory):
