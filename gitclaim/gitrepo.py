@@ -57,8 +57,28 @@ _ZERO_RAW = bytes(20)
 ALIVE_PREFIX = "refs/gitclaim/alive/"
 
 # Every network operation is bounded: an unreachable host must not hang an agent.
-pygit2.option(Option.SET_SERVER_CONNECT_TIMEOUT, int(os.environ.get("GITCLAIM_CONNECT_TIMEOUT_MS", "10000")))
-pygit2.option(Option.SET_SERVER_TIMEOUT, int(os.environ.get("GITCLAIM_IO_TIMEOUT_MS", "30000")))
+# The defaults hold from import on; a network transport applies the environment's.
+CONNECT_TIMEOUT_MS, IO_TIMEOUT_MS = 10_000, 30_000
+pygit2.option(Option.SET_SERVER_CONNECT_TIMEOUT, CONNECT_TIMEOUT_MS)
+pygit2.option(Option.SET_SERVER_TIMEOUT, IO_TIMEOUT_MS)
+
+
+def _env_ms(name: str, default: int) -> int:
+    """A timeout from the environment, in milliseconds. Raises BadInput for a bad value."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise BadInput(
+            f"{name} must be a whole number of milliseconds above 0, not {raw!r}",
+            hint=f"unset it for the default ({default} ms), or set e.g. {name}={default}",
+            variable=name,
+        )
+    return value
 
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -696,7 +716,7 @@ def _local_user() -> str:
 
 
 def _io_timeout() -> float:
-    return int(os.environ.get("GITCLAIM_IO_TIMEOUT_MS", "30000")) / 1000
+    return _env_ms("GITCLAIM_IO_TIMEOUT_MS", IO_TIMEOUT_MS) / 1000
 
 
 class _NetCallbacks(pygit2.RemoteCallbacks):
@@ -947,6 +967,8 @@ class NetworkTransport(Transport):
     def __init__(self, repo: Repo, remote: str, branch: str, url: str) -> None:
         super().__init__(repo, remote, branch)
         self.url = url
+        pygit2.option(Option.SET_SERVER_CONNECT_TIMEOUT, _env_ms("GITCLAIM_CONNECT_TIMEOUT_MS", CONNECT_TIMEOUT_MS))
+        pygit2.option(Option.SET_SERVER_TIMEOUT, _env_ms("GITCLAIM_IO_TIMEOUT_MS", IO_TIMEOUT_MS))
         # Where to connect: the URL, unless ~/.ssh/config says an ssh host alias is elsewhere.
         self.connect_url = url
         self.ssh_keys: tuple[str, ...] = ()

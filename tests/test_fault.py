@@ -290,3 +290,11 @@ def test_ctrl_c_while_the_answer_is_awaited_exits_130_and_the_rerun_converges(
     assert [(t, a) for _, t, a in claims_in_history(remote)] == [("t1", "worker")]
     assert admin.show("t1").task.state.value == ("active" if verb == "claim" else "done")
     assert_store_sound(remote, admin)
+
+
+def test_a_bad_timeout_setting_is_bad_input(tmp_path: Path) -> None:
+    path = clone(Remote(tmp_path / "x.git", "git://127.0.0.1:9/x.git"), tmp_path / "c")
+    for value in ("abc", "0", "-5"):
+        r = run_cli("list", "--json", cwd=path, env={"GITCLAIM_IO_TIMEOUT_MS": value})
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert "GITCLAIM_IO_TIMEOUT_MS" in json.loads(r.stdout)["error"]["message"]
