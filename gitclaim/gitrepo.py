@@ -488,36 +488,26 @@ class Transport:
             callbacks = _Progress(self.repo.config_entries, self._ssh_keys())
         try:
             remote.fetch([spec], prune=FetchPrune.PRUNE, callbacks=callbacks)
-        except (OSError, pygit2.GitError) as e:
-            if isinstance(e, pygit2.GitError) and self.repo.names_own_files(e) and "lock" in str(e).lower():
+        except (OSError, pygit2.GitError, _NoMoreCredentials) as e:
+            text = _git_error_text(e)
+            if isinstance(e, OSError) or (isinstance(e, pygit2.GitError) and self.repo.names_own_files(e)):
+                if "lock" in text.lower():
+                    raise LocalIOError(
+                        f"cannot update this clone's copy of {self.branch}: {text}",
+                        hint="another git or gitclaim process is writing this clone, or one was killed while "
+                        "writing: run the same command again; if no such process is running, delete the .lock "
+                        "file named above",
+                        path=self.repo.repo.path,
+                    ) from None
                 raise LocalIOError(
-                    f"cannot update this clone's copy of {self.branch}: {_git_error_text(e)}",
-                    hint="another git or gitclaim process is writing this clone, or one was killed while "
-                    "writing: run the same command again; if no such process is running, delete the .lock "
-                    "file named above",
-                    path=self.repo.repo.path,
-                ) from None
-            if isinstance(e, OSError) or self.repo.names_own_files(e):
-                raise LocalIOError(
-                    f"cannot store what was fetched from {self.remote} in this clone: {_git_error_text(e)}",
+                    f"cannot store what was fetched from {self.remote} in this clone: {text}",
                     hint="free disk space or fix the permissions of the clone's .git folder, then run the same "
                     "command again; reading commands can use --offline to read the copy fetched last",
                     path=self.repo.repo.path,
                 ) from None
+            shown = self._shown_url()
             raise _network_error(
-                callbacks,
-                e,
-                f"cannot fetch {self.branch} from {self.remote} ({self._shown_url()})",
-                self.remote,
-                self._shown_url(),
-            ) from None
-        except _NoMoreCredentials as e:
-            raise _network_error(
-                callbacks,
-                e,
-                f"cannot fetch {self.branch} from {self.remote} ({self._shown_url()})",
-                self.remote,
-                self._shown_url(),
+                callbacks, e, f"cannot fetch {self.branch} from {self.remote} ({shown})", self.remote, shown
             ) from None
         callbacks.succeeded()
 
@@ -974,7 +964,8 @@ class NetworkTransport(Transport):
         self.ssh_keys: tuple[str, ...] = ()
         from . import sshconfig  # network remotes only: keeps local commands' start-up short
 
-        target = sshconfig.resolve(url, sshconfig.load(), home=os.path.expanduser("~"), local_user=_local_user())
+        entries = sshconfig.load() if sshconfig.split_ssh_url(url) is not None else []  # read it for ssh only
+        target = sshconfig.resolve(url, entries, home=os.path.expanduser("~"), local_user=_local_user())
         if target is not None:
             self.ssh_keys = target.identity_files
             if target.moved:
