@@ -33,7 +33,9 @@ def __getattr__(name: str) -> Any:
 
         return RetryPolicy
     if name == "errors":
-        from . import errors
+        # import_module, not `from . import errors`: that form asks this very
+        # function for the attribute again and never ends
+        import importlib
 
-        return errors
+        return importlib.import_module(f"{__name__}.errors")
     raise AttributeError(f"module 'gitclaim' has no attribute {name!r}")

@@ -36,18 +36,145 @@ def message(subject: str, trailers: Sequence[tuple[str, str]], body: str = "") -
     return "\n".join(lines) + "\n"
 
 
-def parse_trailers(msg: str) -> dict[str, list[str]]:
-    """The ``Gitclaim-*`` trailers of the last paragraph, without the prefix."""
+def trailer_lines(msg: str) -> list[tuple[str, str]]:
+    """The ``Gitclaim-*`` trailers of the last paragraph in order, without the prefix."""
     paragraphs = [p for p in msg.strip().split("\n\n") if p.strip()]
     if len(paragraphs) < 2:
-        return {}
-    out: dict[str, list[str]] = {}
+        return []
+    out: list[tuple[str, str]] = []
     for line in paragraphs[-1].splitlines():
         m = _TRAILER_RE.match(line)
         if m is None:
-            return {}  # not a pure trailer block
-        out.setdefault(m.group(1)[len(TRAILER_PREFIX) :], []).append(m.group(2).strip())
+            return []  # not a pure trailer block
+        out.append((m.group(1)[len(TRAILER_PREFIX) :], m.group(2).strip()))
     return out
+
+
+def parse_trailers(msg: str) -> dict[str, list[str]]:
+    """The ``Gitclaim-*`` trailers of the last paragraph, by key, without the prefix."""
+    out: dict[str, list[str]] = {}
+    for key, value in trailer_lines(msg):
+        out.setdefault(key, []).append(value)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Cleared:
+    """A claim another task lost in the same commit (retry's downstream, reap)."""
+
+    task: str
+    holder: str
+    reason: str | None = None  # reap: "expired" or "silent"
+
+    def text(self) -> str:
+        return f"{self.task} from {self.holder}" + (f" ({self.reason})" if self.reason else "")
+
+
+_CLEARED_RE = re.compile(r"^(\S+) from (\S+)(?: \((\w+)\))?$")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """What one operation's commit says it did: the typed form of its trailers.
+
+    :func:`write` is the one place that turns a record into a message and
+    :func:`read` the one place that reads it back; nothing else builds or
+    parses trailers.
+    """
+
+    op: str
+    agent: str
+    task: str | None = None  # the one task the operation is about
+    from_state: str | None = None
+    to_state: str | None = None
+    previous_holder: str | None = None  # whose claim it ended, when not the agent's own
+    to_agent: str | None = None  # handoff: the new holder
+    note: str | None = None  # wait, fail: the text it records
+    lease_seconds: int | None = None
+    fields: tuple[str, ...] = ()  # edit: the fields changed
+    added: tuple[str, ...] = ()  # add: the tasks created
+    cleared: tuple[Cleared, ...] = ()  # claims of other tasks cleared in the same commit
+    schema: str | None = None  # init
+    at: str | None = None  # heartbeat
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """Every task the commit names, in the order of its trailers."""
+        first = (self.task,) if self.task is not None else ()
+        return (*first, *self.added, *(c.task for c in self.cleared))
+
+    def trailers(self) -> list[tuple[str, str]]:
+        out = [("Op", self.op)]
+        if self.task is not None:
+            out.append(("Task", self.task))
+        out.append(("Agent", self.agent))
+        optional = (
+            ("Schema", self.schema),
+            ("From", self.from_state),
+            ("To", self.to_state),
+            ("At", self.at),
+            ("Previous-Holder", self.previous_holder),
+            ("To-Agent", self.to_agent),
+            ("Note", self.note),
+            ("Lease-Seconds", None if self.lease_seconds is None else str(self.lease_seconds)),
+        )
+        out += [(k, v) for k, v in optional if v is not None]
+        out += [("Field", f) for f in self.fields]
+        out += [("Task", t) for t in self.added]
+        for c in self.cleared:
+            out += [("Task", c.task), ("Cleared", c.text())]
+        return out
+
+
+def write(subject: str, record: Record) -> str:
+    """The commit message of ``record``: ``subject``, a blank line, its trailers."""
+    return message(subject, record.trailers())
+
+
+def read(msg: str) -> Record | None:
+    """The record a commit message carries, or None when it has no ``Op`` and ``Agent``."""
+    lines = trailer_lines(msg)
+    t: dict[str, list[str]] = {}
+    for key, value in lines:
+        t.setdefault(key, []).append(value)
+
+    def first(key: str) -> str | None:
+        v = t.get(key)
+        return v[0] if v else None
+
+    op, agent = first("Op"), first("Agent")
+    if op is None or agent is None:
+        return None
+    cleared = []
+    for text in t.get("Cleared", []):
+        m = _CLEARED_RE.match(text)
+        if m is not None:
+            cleared.append(Cleared(m.group(1), m.group(2), m.group(3)))
+    cleared_ids = {c.task for c in cleared}
+    named = t.get("Task", [])
+    # The first Task is the operation's own when the message names it before
+    # the agent (every single-task operation); add names its tasks at the end.
+    keys = [k for k, _ in lines]
+    single = bool(named) and keys.index("Task") < keys.index("Agent")
+    task = named[0] if single else None
+    rest = named[1:] if single else named
+    lease = first("Lease-Seconds")
+    return Record(
+        op=op,
+        agent=agent,
+        task=task,
+        from_state=first("From"),
+        to_state=first("To"),
+        previous_holder=first("Previous-Holder"),
+        to_agent=first("To-Agent"),
+        note=first("Note"),
+        lease_seconds=int(lease) if lease is not None and lease.isdigit() else None,
+        fields=tuple(t.get("Field", [])),
+        added=tuple(i for i in rest if i not in cleared_ids),
+        cleared=tuple(cleared),
+        schema=first("Schema"),
+        at=first("At"),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +191,7 @@ class Entry:
     from_state: str | None
     to_state: str | None
     trailers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    record: Record | None = None  # None for a commit gitclaim did not write
 
     def to_json(self) -> dict[str, object]:
         from .model import _iso
@@ -100,6 +228,7 @@ def entry(commit: str, time: datetime, author: str, msg: str) -> Entry:
         from_state=first("From"),
         to_state=first("To"),
         trailers={k: tuple(v) for k, v in t.items()},
+        record=read(msg),
     )
 
 

@@ -10,7 +10,7 @@ agents may rely on both the numbers and the strings: they are documented in
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Any
+from typing import Any, ClassVar
 
 
 class ExitCode(IntEnum):
@@ -41,6 +41,9 @@ class GitclaimError(Exception):
 
     exit_code: ExitCode = ExitCode.INTERNAL
     code: str = "internal"
+    meaning: ClassVar[str] = (
+        "a bug in gitclaim; rerun with `GITCLAIM_DEBUG=1` for a traceback"
+    )
     hint: str = ""
 
     def __init__(self, message: str, *, hint: str | None = None, **details: Any) -> None:
@@ -65,11 +68,18 @@ class BadInput(GitclaimError):
 
     exit_code = ExitCode.BAD_INPUT
     code = "bad_input"
+    meaning = (
+        "an argument is invalid (an illegal id or agent name, a bad option, an unknown state, an unreadable "
+        "batch file, no such remote name, a dependency cycle); details name it: fix the call"
+    )
 
 
 class NotFound(GitclaimError):
     exit_code = ExitCode.NOT_FOUND
     code = "not_found"
+    meaning = (
+        "no task has that id"
+    )
 
 
 class LostRace(GitclaimError):
@@ -77,6 +87,10 @@ class LostRace(GitclaimError):
 
     exit_code = ExitCode.LOST_RACE
     code = "lost_race"
+    meaning = (
+        "another agent holds the task, whether it won by a millisecond or an hour ago (details: `holder`, "
+        "`claimed_at`, `commit`): pick another task"
+    )
     hint = "pick another task (gitclaim next), or ask the holder to release it"
 
 
@@ -85,6 +99,9 @@ class NotClaimable(GitclaimError):
 
     exit_code = ExitCode.NOT_CLAIMABLE
     code = "not_claimable"
+    meaning = (
+        "the task's state refuses the operation (details: `state`); the message names the legal verbs"
+    )
 
 
 class Blocked(GitclaimError):
@@ -92,11 +109,17 @@ class Blocked(GitclaimError):
 
     exit_code = ExitCode.BLOCKED
     code = "blocked"
+    meaning = (
+        "some dependencies are not done (details: `blockers`, each with `id` and `state`)"
+    )
 
 
 class NothingReady(GitclaimError):
     exit_code = ExitCode.NOTHING_READY
     code = "nothing_ready"
+    meaning = (
+        "no task is claimable now"
+    )
 
 
 class RemoteUnreachable(GitclaimError):
@@ -104,6 +127,11 @@ class RemoteUnreachable(GitclaimError):
 
     exit_code = ExitCode.REMOTE_UNREACHABLE
     code = "remote_unreachable"
+    meaning = (
+        "fetch or push failed for a network reason (details: `reason`); nothing changed, or the message says "
+        "it cannot tell yet: run the same command again (claim ID and the verbs on one task recognise their "
+        "own landed change)"
+    )
     hint = "check the remote URL and the network, then run the same command again"
 
 
@@ -114,6 +142,10 @@ class AuthFailed(RemoteUnreachable):
 
     exit_code = ExitCode.AUTH_FAILED
     code = "auth_failed"
+    meaning = (
+        "the server refused the credentials, had none offered, or refused access (details: `reason`: `auth` "
+        "or `forbidden`); nothing was sent: a person must fix it, retrying will not help"
+    )
     hint = "check the credentials gitclaim can find for this remote (docs/remotes.md)"
 
 
@@ -123,6 +155,10 @@ class UntrustedRemote(RemoteUnreachable):
 
     exit_code = ExitCode.UNTRUSTED_REMOTE
     code = "untrusted_remote"
+    meaning = (
+        "the server's identity could not be checked: an unknown or changed ssh host key, an untrusted TLS "
+        "certificate (details: `reason`: `host_key` or `certificate`); nothing was sent"
+    )
     hint = "check the server's identity, then trust it (known_hosts, or a CA bundle: docs/remotes.md)"
 
 
@@ -131,6 +167,9 @@ class RetriesExhausted(GitclaimError):
 
     exit_code = ExitCode.RETRIES_EXHAUSTED
     code = "retries_exhausted"
+    meaning = (
+        "the store branch kept moving under the call; bounded tries and time ran out; nothing changed: run it again"
+    )
     hint = "the store is very busy; run the same command again"
 
 
@@ -139,18 +178,27 @@ class StoreCorrupt(GitclaimError):
 
     exit_code = ExitCode.STORE_CORRUPT
     code = "store_corrupt"
+    meaning = (
+        "a file on the store branch cannot be read (details: `path`)"
+    )
     hint = "fix the named file on the store branch (gitclaim never rewrites it blindly)"
 
 
 class NotInitialized(GitclaimError):
     exit_code = ExitCode.NOT_INITIALIZED
     code = "not_initialized"
+    meaning = (
+        "the remote has no store branch: run `gitclaim init`"
+    )
     hint = "run `gitclaim init` in a clone of the shared repository"
 
 
 class SchemaTooNew(GitclaimError):
     exit_code = ExitCode.SCHEMA_TOO_NEW
     code = "schema_too_new"
+    meaning = (
+        "the store was written by a newer gitclaim: upgrade"
+    )
     hint = "upgrade gitclaim"
 
 
@@ -159,11 +207,17 @@ class NotHolder(GitclaimError):
 
     exit_code = ExitCode.NOT_HOLDER
     code = "not_holder"
+    meaning = (
+        "only the holder may do this (details: `holder`)"
+    )
 
 
 class AlreadyExists(GitclaimError):
     exit_code = ExitCode.ALREADY_EXISTS
     code = "already_exists"
+    meaning = (
+        "a task with that id exists"
+    )
 
 
 class PushRejected(GitclaimError):
@@ -171,6 +225,10 @@ class PushRejected(GitclaimError):
 
     exit_code = ExitCode.PUSH_REJECTED
     code = "push_rejected"
+    meaning = (
+        "the remote refused the push for another reason than a moved branch (a hook); its text is in the "
+        "details; nothing changed"
+    )
 
 
 class Interrupted(GitclaimError):
@@ -183,6 +241,10 @@ class Interrupted(GitclaimError):
 
     exit_code = ExitCode.INTERRUPTED
     code = "interrupted"
+    meaning = (
+        "Ctrl-C (SIGINT) stopped the command; a change being pushed at that moment may have landed: run the "
+        "same command again"
+    )
     hint = (
         "run the same command again: claim ID and the verbs on one task recognise a change of theirs that "
         "landed; after next, see `gitclaim list --holder AGENT` first"
@@ -197,4 +259,47 @@ class LocalIOError(GitclaimError):
 
     exit_code = ExitCode.LOCAL_IO
     code = "local_io"
+    meaning = (
+        "the clone itself cannot be written (disk full, read-only, a lock file left behind); nothing was pushed"
+    )
     hint = "free disk space or fix the permissions of the clone's .git folder, then run the same command again"
+
+
+# --- the catalogue ---------------------------------------------------------------
+
+
+def catalogue() -> list[type[GitclaimError]]:
+    """Every error class, by exit status: the one source of the exit-code table
+    in docs/cli.md, the MCP tool descriptions and the CLI's output."""
+    found: list[type[GitclaimError]] = [GitclaimError]
+    todo = [GitclaimError]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            found.append(sub)
+            todo.append(sub)
+    return sorted(found, key=lambda c: int(c.exit_code))
+
+
+#: What any operation may answer besides the errors it names: the network, the
+#: clone, the store itself, Ctrl-C and bugs.
+ANY_OPERATION: tuple[type[GitclaimError], ...] = (
+    RemoteUnreachable,
+    AuthFailed,
+    UntrustedRemote,
+    LocalIOError,
+    NotInitialized,
+    StoreCorrupt,
+    SchemaTooNew,
+    Interrupted,
+    GitclaimError,
+)
+
+#: What any change may answer besides those: a busy store, a refusing hook.
+ANY_CHANGE: tuple[type[GitclaimError], ...] = (RetriesExhausted, PushRejected)
+
+
+def markdown_table() -> str:
+    """The exit-code table of docs/cli.md."""
+    rows = ["| exit | code | meaning |", "| --- | --- | --- |", "| 0 | | success |"]
+    rows += [f"| {int(c.exit_code)} | `{c.code}` | {c.meaning} |" for c in catalogue()]
+    return "\n".join(rows) + "\n"

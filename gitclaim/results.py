@@ -7,14 +7,17 @@ docs/cli.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import audit
 from .ids import task_path
 from .model import Task, _iso
 from .snapshot import Problem
+
+if TYPE_CHECKING:
+    from .cas import Outcome
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,11 @@ class OpResult:
             "previous_holder": self.previous_holder,
             "also": [t.to_json() for t in self.also],
         }
+
+
+def with_commit(out: Outcome[OpResult]) -> OpResult:
+    """The result of a change, with the commit that landed it and the races lost on the way."""
+    return replace(out.value, commit=out.commit, retries=out.retries)
 
 
 @dataclass(frozen=True)

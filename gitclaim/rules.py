@@ -95,6 +95,12 @@ def moves_from(state: State) -> list[Move]:
     return [m for m in MOVES if state in m.sources]
 
 
+def claim_effect(verb: str) -> ClaimEffect | None:
+    """What ``verb`` does to a claim (None for a name that is not a verb)."""
+    effects = {m.claim for m in MOVES if m.verb == verb}
+    return effects.pop() if len(effects) == 1 else None
+
+
 def legal_verbs(state: State) -> list[str]:
     return list(dict.fromkeys(m.verb for m in moves_from(state) if m.verb != "takeover"))
 
