@@ -1,27 +1,32 @@
 """The command line: parse arguments, call the API, render. Nothing else.
 
+Every command of the table in :mod:`gitclaim.operations` is registered from
+it in one loop; only ``add`` (which also reads a file), ``edit`` (which
+parses FIELD=VALUE), ``hooks``, ``mcp`` and ``demo`` have a body of their own.
 Exit codes and the JSON shapes are a contract (docs/cli.md). With ``--json``
-every command prints exactly one JSON object on stdout:
-``{"ok": true, "command": ..., "result": {...}}`` or
-``{"ok": false, "command": ..., "error": {"code", "exit", "message", "hint", "details"}}``.
+every command prints exactly one JSON object on stdout (:mod:`gitclaim.envelope`).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from . import envelope
 from .errors import BadInput, ExitCode, GitclaimError, Interrupted
+from .operations import BY_NAME, Operation, Param, Surface, carried
 
 if TYPE_CHECKING:
     from .api import Store
+    from .envelope import Jsonable
 
 app = typer.Typer(
     name="gitclaim",
@@ -31,12 +36,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object (stable shape) on stdout.")]
-AgentOpt = Annotated[
-    str | None,
-    typer.Option("--agent", "-a", help="Agent name (default: $GITCLAIM_AGENT, git config gitclaim.agent, user-host)."),
-]
-OfflineOpt = Annotated[bool, typer.Option("--offline", help="Read the local copy; do not fetch.")]
+JSON = Param("as_json", bool, "Print one JSON object (stable shape) on stdout.", False, ("--json",))
 
 
 @dataclass
@@ -45,15 +45,12 @@ class Globals:
     remote: str | None = None
     branch: str | None = None
     progress: bool = False  # a progress bar for long work: only on a terminal, never with --json
+    as_json: bool = False
 
 
 class _Exit(Exception):
     def __init__(self, code: int) -> None:
         self.code = code
-
-
-class _Jsonable(Protocol):
-    def to_json(self) -> dict[str, Any]: ...
 
 
 _globals = Globals()
@@ -79,8 +76,8 @@ def _store() -> Store:
     return Store(_globals.repo, remote=_globals.remote, branch=_globals.branch, progress=progress)
 
 
-def _run(command: str, as_json: bool, fn: Callable[[], _Jsonable], human: str) -> NoReturn:
-    """Call ``fn`` and print its result: as JSON, or with ``render.<human>``.
+def _run(op: Operation, as_json: bool, fn: Callable[[], Jsonable]) -> NoReturn:
+    """Call ``fn`` and print its result: as JSON, or with the operation's renderer.
 
     rich is imported only for human output: agents calling with --json pay
     for neither it nor the renderers.
@@ -88,19 +85,19 @@ def _run(command: str, as_json: bool, fn: Callable[[], _Jsonable], human: str) -
     try:
         result = fn()
     except GitclaimError as e:
-        _fail(command, as_json, e)
+        _fail(op.name, as_json, e)
     if as_json:
-        _print_json({"ok": True, "command": command, "result": result.to_json()})
+        _print_json(envelope.ok(op.name, result))
     else:
-        from . import render
+        from .render import RENDERERS
 
-        getattr(render, human)(result)
+        RENDERERS[op.result](result)
     raise _Exit(0)
 
 
 def _fail(command: str, as_json: bool, e: GitclaimError) -> NoReturn:
     if as_json:
-        _print_json({"ok": False, "command": command, "error": e.to_json()})
+        _print_json(envelope.failure(command, e))
     else:
         from . import render
 
@@ -113,266 +110,120 @@ def _print_json(obj: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-# --- commands ------------------------------------------------------------------
+def call(store: Store, op: Operation, args: Mapping[str, Any]) -> Jsonable:
+    """The Store method of ``op`` with ``args`` (a None is an argument not given)."""
+    result: Jsonable = getattr(store, op.name)(**{k: v for k, v in args.items() if v is not None})
+    return result
 
 
-@app.command()
-def init(agent: AgentOpt = None, as_json: JsonOpt = False) -> None:
-    """Create the store branch on the remote, or attach to an existing one."""
-    _run("init", as_json, lambda: _store().init(agent=agent), "init")
+# --- commands from the table ------------------------------------------------------
 
 
-@app.command()
-def add(
-    title: Annotated[str | None, typer.Argument(help="Title of the new task.")] = None,
-    task_id: Annotated[str | None, typer.Option("--id", help="Task id (slug); default: a short random id.")] = None,
-    priority: Annotated[int | None, typer.Option("--priority", "-p", help="0 (most urgent) to 9; default 2.")] = None,
-    depends_on: Annotated[
-        list[str] | None, typer.Option("--depends-on", "-d", help="A task this one waits for (repeat).")
+def _option(p: Param) -> Any:
+    """The typer annotation of one parameter."""
+    repeat = " (repeat)" if "list[" in str(p.type) else ""
+    if p.flags:
+        info: Any = typer.Option(*p.flags, help=p.help + repeat, metavar=p.metavar)
+    else:
+        info = typer.Argument(metavar=p.metavar, help=p.help, show_default=False)
+    return Annotated[p.type, info]
+
+
+def _signature(params: tuple[Param, ...]) -> inspect.Signature:
+    return inspect.Signature(
+        [
+            inspect.Parameter(
+                p.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=_option(p),
+                default=inspect.Parameter.empty if p.required else p.default,
+            )
+            for p in params
+        ]
+    )
+
+
+def register(
+    op: Operation,
+    body: Callable[[dict[str, Any]], Jsonable] | None = None,
+    extra: tuple[Param, ...] = (),
+    *,
+    group: typer.Typer = app,
+    name: str | None = None,
+    help: str | None = None,
+) -> None:
+    """A typer command for ``op``: its parameters, ``extra`` ones and ``--json``;
+    ``body`` (default: the Store method) gets the parsed arguments."""
+    run: Callable[[dict[str, Any]], Jsonable] = body or (lambda args: call(_store(), op, args))
+
+    def command(**kwargs: Any) -> None:
+        _globals.as_json = kwargs.pop("as_json")
+        _run(op, _globals.as_json, lambda: run(kwargs))
+
+    params = (*op.params, *extra, JSON)
+    sig = _signature(params)
+    command.__signature__ = sig  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in sig.parameters.values()}
+    command.__name__ = command.__qualname__ = (name or op.name).replace("-", "_")
+    command.__doc__ = help or op.help
+    group.command(name or op.name)(command)
+
+
+for _op in carried(Surface.CLI, generated=True):
+    register(_op)
+
+
+# --- the hand-written ones ---------------------------------------------------------
+
+_FILE = Param("file", Path | None, "Add many tasks from a TOML or JSON file, in one commit.", None, ("--file", "-f"))
+_ADD = BY_NAME["add"]
+
+
+def _add(args: dict[str, Any]) -> Jsonable:
+    file = args.pop("file")
+    if file is not None:
+        if args.get("title") is not None or args.get("task_id") is not None:
+            raise BadInput("give either a TITLE or --file, not both")
+        from .batch import read_batch
+
+        return _store().add_many(read_batch(file), agent=args.get("agent"))
+    if args.get("title") is None:
+        raise BadInput("give a TITLE, or --file PATH for many tasks")
+    return call(_store(), _ADD, args)
+
+
+register(
+    replace(_ADD, params=(replace(_ADD.params[0], type=str | None, default=None), *_ADD.params[1:])),
+    _add,
+    (_FILE,),
+    help=f"{_ADD.summary} With --file, many tasks from a TOML or JSON file, in one commit.",
+)
+
+
+def _edit(args: dict[str, Any]) -> Jsonable:
+    changes: dict[str, str] = {}
+    for item in args["changes"]:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise BadInput(f"--set takes FIELD=VALUE, got {item!r}")
+        changes[key.strip()] = value
+    return call(_store(), BY_NAME["edit"], {**args, "changes": changes})
+
+
+_EDIT = BY_NAME["edit"]
+_SETS = Param("changes", list[str], "FIELD=VALUE.", flags=("--set",))  # parsed by _edit
+register(replace(_EDIT, params=tuple(_SETS if p.name == "changes" else p for p in _EDIT.params)), _edit)
+
+
+@app.command(help=BY_NAME["mcp"].help)
+def mcp(
+    agent: Annotated[
+        str | None,
+        typer.Option(
+            "--agent", "-a", help="Agent name (default: $GITCLAIM_AGENT, git config gitclaim.agent, user-host)."
+        ),
     ] = None,
-    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="A tag (repeat).")] = None,
-    description: Annotated[str, typer.Option("--description", help="Longer description.")] = "",
-    acceptance: Annotated[
-        list[str] | None, typer.Option("--acceptance", help="An acceptance criterion (repeat).")
-    ] = None,
-    file: Annotated[
-        Path | None, typer.Option("--file", "-f", help="Add many tasks from a TOML or JSON file, in one commit.")
-    ] = None,
-    agent: AgentOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
-    """Add one task, or many from a file (one commit either way)."""
-
-    def go() -> _Jsonable:
-        if file is not None:
-            if title is not None or task_id is not None:
-                raise BadInput("give either a TITLE or --file, not both")
-            from .batch import read_batch
-
-            return _store().add_many(read_batch(file), agent=agent)
-        if title is None:
-            raise BadInput("give a TITLE, or --file PATH for many tasks")
-        return _store().add(
-            title,
-            task_id=task_id,
-            priority=priority,
-            depends_on=depends_on or (),
-            tags=tag or (),
-            description=description,
-            acceptance=acceptance or (),
-            agent=agent,
-        )
-
-    _run("add", as_json, go, "added")
-
-
-@app.command("list")
-def list_(
-    state: Annotated[list[str] | None, typer.Option("--state", "-s", help="Only tasks in this state (repeat).")] = None,
-    holder: Annotated[str | None, typer.Option("--holder", help="Only tasks held by this agent.")] = None,
-    tag: Annotated[str | None, typer.Option("--tag", "-t", help="Only tasks with this tag.")] = None,
-    offline: OfflineOpt = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """List tasks, filtered by state, holder or tag."""
-    _run("list", as_json, lambda: _store().list(state=state, holder=holder, tag=tag, offline=offline), "listing")
-
-
-@app.command()
-def ready(offline: OfflineOpt = False, as_json: JsonOpt = False) -> None:
-    """Tasks claimable now, by priority, then age."""
-    _run("ready", as_json, lambda: _store().ready(offline=offline), "listing")
-
-
-@app.command()
-def show(
-    task_id: Annotated[str, typer.Argument(metavar="ID")],
-    offline: OfflineOpt = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """One task: its fields, what blocks it, and its history."""
-    _run("show", as_json, lambda: _store().show(task_id, offline=offline), "task_view")
-
-
-TtlOpt = Annotated[
-    int | None,
-    typer.Option("--ttl", help="Lease in seconds; renew with `heartbeat` (0: none; default: the store's)."),
-]
-IdArg = Annotated[str, typer.Argument(metavar="ID")]
-
-
-@app.command()
-def claim(task_id: IdArg, agent: AgentOpt = None, ttl: TtlOpt = None, as_json: JsonOpt = False) -> None:
-    """Claim a task: one commit, pushed with compare-and-swap. Exactly one agent wins."""
-    _run("claim", as_json, lambda: _store().claim(task_id, agent=agent, ttl=ttl), "op")
-
-
-@app.command("next")
-def next_(agent: AgentOpt = None, ttl: TtlOpt = None, as_json: JsonOpt = False) -> None:
-    """Claim the best ready task; having lost a race, go on to the next."""
-    _run("next", as_json, lambda: _store().next(agent=agent, ttl=ttl), "op")
-
-
-@app.command()
-def release(
-    task_id: Annotated[str, typer.Argument(metavar="ID")], agent: AgentOpt = None, as_json: JsonOpt = False
-) -> None:
-    """Give your claimed task back to the queue."""
-    _run("release", as_json, lambda: _store().release(task_id, agent=agent), "op")
-
-
-@app.command()
-def done(
-    task_id: Annotated[str, typer.Argument(metavar="ID")], agent: AgentOpt = None, as_json: JsonOpt = False
-) -> None:
-    """Mark your claimed task done."""
-    _run("done", as_json, lambda: _store().done(task_id, agent=agent), "op")
-
-
-@app.command()
-def handoff(
-    task_id: IdArg,
-    to: Annotated[str, typer.Option("--to", help="The agent who takes the task over.")],
-    agent: AgentOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Pass your active task to another agent; the commit records both."""
-    _run("handoff", as_json, lambda: _store().handoff(task_id, to, agent=agent), "op")
-
-
-@app.command()
-def wait(
-    task_id: IdArg,
-    waiting_for: Annotated[str, typer.Option("--for", help="What the task waits for.")],
-    agent: AgentOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Park your task until something outside the queue happens (you keep it)."""
-    _run("wait", as_json, lambda: _store().wait(task_id, waiting_for, agent=agent), "op")
-
-
-@app.command()
-def resume(task_id: IdArg, agent: AgentOpt = None, as_json: JsonOpt = False) -> None:
-    """Continue your waiting task."""
-    _run("resume", as_json, lambda: _store().resume(task_id, agent=agent), "op")
-
-
-@app.command()
-def review(task_id: IdArg, agent: AgentOpt = None, as_json: JsonOpt = False) -> None:
-    """Ask for review of your task; anyone may then `done` or `reopen` it."""
-    _run("review", as_json, lambda: _store().review(task_id, agent=agent), "op")
-
-
-@app.command()
-def fail(
-    task_id: IdArg,
-    reason: Annotated[str, typer.Option("--reason", help="Why the task failed.")],
-    agent: AgentOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Give up on your task, saying why."""
-    _run("fail", as_json, lambda: _store().fail(task_id, reason, agent=agent), "op")
-
-
-@app.command()
-def cancel(task_id: IdArg, agent: AgentOpt = None, as_json: JsonOpt = False) -> None:
-    """Drop a task (anyone if unheld; the holder if held)."""
-    _run("cancel", as_json, lambda: _store().cancel(task_id, agent=agent), "op")
-
-
-@app.command()
-def reopen(task_id: IdArg, agent: AgentOpt = None, as_json: JsonOpt = False) -> None:
-    """Put a done, cancelled, failed or reviewed task back in the queue."""
-    _run("reopen", as_json, lambda: _store().reopen(task_id, agent=agent), "op")
-
-
-@app.command()
-def reset(task_id: IdArg, agent: AgentOpt = None, as_json: JsonOpt = False) -> None:
-    """Clear anyone's claim on a task and put it back (records whom it was taken from)."""
-    _run("reset", as_json, lambda: _store().reset(task_id, agent=agent), "op")
-
-
-@app.command()
-def retry(task_id: IdArg, agent: AgentOpt = None, as_json: JsonOpt = False) -> None:
-    """Run a failed or done task again, clearing claims downstream of it in the same commit."""
-    _run("retry", as_json, lambda: _store().retry(task_id, agent=agent), "op")
-
-
-@app.command()
-def edit(
-    task_id: IdArg,
-    sets: Annotated[list[str], typer.Option("--set", help="FIELD=VALUE (repeat).")],
-    agent: AgentOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Change plain fields (title, priority, tags, depends_on, your own fields...)."""
-
-    def go() -> _Jsonable:
-        changes: dict[str, str] = {}
-        for item in sets:
-            key, eq, value = item.partition("=")
-            if not eq:
-                raise BadInput(f"--set takes FIELD=VALUE, got {item!r}")
-            changes[key.strip()] = value
-        return _store().edit(task_id, changes, agent=agent)
-
-    _run("edit", as_json, go, "op")
-
-
-@app.command()
-def heartbeat(agent: AgentOpt = None, as_json: JsonOpt = False) -> None:
-    """Renew the leases you hold (no commit on the store branch)."""
-    _run("heartbeat", as_json, lambda: _store().heartbeat(agent=agent), "heartbeat")
-
-
-SilentOpt = Annotated[
-    int | None, typer.Option("--silent-after", help="Also count claims whose holder was silent this many seconds.")
-]
-
-
-@app.command()
-def stale(silent_after: SilentOpt = None, offline: OfflineOpt = False, as_json: JsonOpt = False) -> None:
-    """Claims whose lease expired (and, with --silent-after, whose holder went quiet)."""
-    _run("stale", as_json, lambda: _store().stale(silent_after=silent_after, offline=offline), "stale")
-
-
-@app.command()
-def reap(silent_after: SilentOpt = None, agent: AgentOpt = None, as_json: JsonOpt = False) -> None:
-    """Return every stale claim to the queue, in one commit."""
-    _run("reap", as_json, lambda: _store().reap(silent_after=silent_after, agent=agent), "reaped")
-
-
-@app.command()
-def board(offline: OfflineOpt = False, as_json: JsonOpt = False) -> None:
-    """Every task, in columns by state."""
-    _run("board", as_json, lambda: _store().board(offline=offline), "board")
-
-
-@app.command()
-def who(offline: OfflineOpt = False, as_json: JsonOpt = False) -> None:
-    """Who holds what, since when, and whether each lease is live."""
-    _run("who", as_json, lambda: _store().who(offline=offline), "who")
-
-
-@app.command()
-def blocked(offline: OfflineOpt = False, as_json: JsonOpt = False) -> None:
-    """What waits on what: dependencies not done, and tasks waiting on the outside."""
-    _run("blocked", as_json, lambda: _store().blocked(offline=offline), "blocked")
-
-
-@app.command()
-def graph(
-    fmt: Annotated[str, typer.Option("--format", "-f", help="dot or mermaid.")] = "mermaid",
-    offline: OfflineOpt = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """The dependency graph as Graphviz DOT or Mermaid."""
-    _run("graph", as_json, lambda: _store().graph(fmt, offline=offline), "graph")
-
-
-@app.command()
-def mcp(agent: AgentOpt = None) -> None:
-    """Serve the store to MCP clients over stdio (needs the `mcp` extra)."""
     try:
         from . import mcp_server
     except ImportError:
@@ -384,53 +235,50 @@ def mcp(agent: AgentOpt = None) -> None:
     raise _Exit(0)
 
 
-hooks_app = typer.Typer(help="Hooks that enforce the store's rules on every push.", no_args_is_help=True)
+hooks_app = typer.Typer(help=BY_NAME["hooks"].help, no_args_is_help=True)
 app.add_typer(hooks_app, name="hooks")
 
-
-@hooks_app.command("install")
-def hooks_install(
-    server: Annotated[
-        Path | None, typer.Option("--server", help="Install pre-receive into this bare repository (the shared remote).")
-    ] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Install the client pre-push hook in this clone, or with --server the
-    pre-receive hook in the shared bare repository. An existing hook is kept
-    and chained, never overwritten."""
-
-    def go() -> _Jsonable:
-        from .enforce import install_client, install_server
-
-        if server is not None:
-            return install_server(server, _globals.branch)
-        return install_client(_globals.repo)
-
-    _run("hooks", as_json, go, "installed")
+_SERVER = Param(
+    "server",
+    Path | None,
+    "Install pre-receive into this bare repository (the shared remote).",
+    None,
+    ("--server",),
+)
 
 
-@app.command()
-def log(
-    task_id: Annotated[str | None, typer.Argument(metavar="[ID]")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", "-n", help="At most this many entries.")] = None,
-    offline: OfflineOpt = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """The audit trail, newest first: who did what to which task, when."""
-    _run("log", as_json, lambda: _store().log(task_id, limit=limit, offline=offline), "history")
+def _hooks_install(args: dict[str, Any]) -> Jsonable:
+    from .enforce import install_client, install_server
+
+    if args["server"] is not None:
+        return install_server(args["server"], _globals.branch)
+    return install_client(_globals.repo)
 
 
-@app.command()
-def demo(
-    agents: Annotated[int, typer.Option("--agents", help="Agent processes to start.")] = 4,
-    tasks: Annotated[int, typer.Option("--tasks", help="Tasks to seed.")] = 24,
-    keep: Annotated[bool, typer.Option("--keep", help="Keep the temporary folder and print its path.")] = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Run a team of agent processes on a fresh local store and show who did what."""
+register(
+    BY_NAME["hooks"],
+    _hooks_install,
+    (_SERVER,),
+    group=hooks_app,
+    name="install",
+    help="Install the client pre-push hook in this clone, or with --server the pre-receive hook in the shared"
+    " bare repository. An existing hook is kept and chained, never overwritten.",
+)
+
+_DEMO = (
+    Param("agents", int, "Agent processes to start.", 4, ("--agents",)),
+    Param("tasks", int, "Tasks to seed.", 24, ("--tasks",)),
+    Param("keep", bool, "Keep the temporary folder and print its path.", False, ("--keep",)),
+)
+
+
+def _demo(args: dict[str, Any]) -> Jsonable:
     from . import demo as demo_mod
 
-    _run("demo", as_json, lambda: demo_mod.run(agents=agents, tasks=tasks, keep=keep, progress=not as_json), "demo")
+    return demo_mod.run(agents=args["agents"], tasks=args["tasks"], keep=args["keep"], progress=not _globals.as_json)
+
+
+register(BY_NAME["demo"], _demo, _DEMO)
 
 
 # --- entry point ---------------------------------------------------------------
@@ -450,32 +298,27 @@ def main(argv: list[str] | None = None) -> int:
     except _Exit as e:
         return e.code
     except GitclaimError as e:  # raised outside _run (e.g. while opening the repository)
-        try:
-            _fail(command, as_json, e)
-        except _Exit as x:
-            return x.code
+        return _report(command, as_json, e)
     except KeyboardInterrupt:
         import signal
 
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the report short
-        try:
-            _fail(command, as_json, Interrupted("interrupted (Ctrl-C) before the command finished"))
-        except _Exit as x:
-            return x.code
+        return _report(command, as_json, Interrupted("interrupted (Ctrl-C) before the command finished"))
     except Exception as e:
         if _is_usage_error(e):
             return _usage_error(command, as_json, e)
         if os.environ.get("GITCLAIM_DEBUG"):
             raise
-        err = GitclaimError(
-            f"internal error: {type(e).__name__}: {e}",
-            hint="this is a bug in gitclaim; rerun with GITCLAIM_DEBUG=1 for a traceback and report it",
-        )
-        try:
-            _fail(command, as_json, err)
-        except _Exit as x:
-            return x.code
+        hint = "this is a bug in gitclaim; rerun with GITCLAIM_DEBUG=1 for a traceback and report it"
+        return _report(command, as_json, envelope.internal(e, hint))
     return 0
+
+
+def _report(command: str, as_json: bool, e: GitclaimError) -> int:
+    try:
+        _fail(command, as_json, e)
+    except _Exit as x:
+        return x.code
 
 
 def _is_usage_error(e: BaseException) -> bool:
@@ -490,7 +333,7 @@ def _usage_error(command: str, as_json: bool, e: Exception) -> int:
     msg = e.format_message()  # type: ignore[attr-defined]
     err = BadInput(f"usage: {msg}", hint="see `gitclaim --help` or `gitclaim COMMAND --help`")
     if as_json:
-        _print_json({"ok": False, "command": command, "error": err.to_json()})
+        _print_json(envelope.failure(command, err))
     else:
         show = getattr(e, "show", None)
         if callable(show):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -10,10 +11,26 @@ from rich.table import Table
 
 from .errors import GitclaimError
 from .model import _iso
+from .operations import BY_NAME
 
 if TYPE_CHECKING:
+    from .audit import Entry
+    from .demo import DemoResult
+    from .enforce import Installed
     from .model import Task
-    from .results import AddResult, History, InitResult, Listing, OpResult, TaskView
+    from .results import (
+        AddResult,
+        HeartbeatResult,
+        History,
+        InitResult,
+        Listing,
+        OpResult,
+        ReapResult,
+        StaleClaim,
+        StaleReport,
+        TaskView,
+    )
+    from .views import BlockedView, Board, Graph, Who
 
 out = Console(highlight=False, soft_wrap=False)
 err = Console(stderr=True, highlight=False)
@@ -62,49 +79,40 @@ def op(r: OpResult) -> None:
         since = _iso(t.claim.claimed_at) if t.claim else "?"
         out.print(f"you already hold [bold]{t.id}[/] since {since}; nothing changed")
         return
-    verb = _PAST.get(r.op, r.op)
-    who = f" as {escape(t.holder)}" if t.holder and r.op in ("claim", "next") else ""
-    if r.op == "handoff" and t.holder:
-        who = f" to {escape(t.holder)}"
+    op = BY_NAME[r.op]
+    who = f" {op.names_holder} {escape(t.holder)}" if op.names_holder and t.holder else ""
     out.print(
-        f"{verb} [bold]{t.id}[/]{who}: {_state(r.previous_state)} → {_state(t.state.value)}"
+        f"{op.past} [bold]{t.id}[/]{who}: {_state(r.previous_state)} → {_state(t.state.value)}"
         f"  [dim]commit {_short(r.commit)}" + (f", {r.retries} retries" if r.retries else "") + "[/]"
     )
     if r.previous_holder:
         out.print(f"  [dim]taken from {escape(r.previous_holder)}[/]")
     for other in r.also:
         out.print(f"  also: [bold]{other.id}[/] → {_state(other.state.value)} (claim cleared)")
-    if r.op == "next":
+    if op.shows_title:
         out.print(f"  {escape(t.title)}")
 
 
-_PAST = {
-    "claim": "claimed", "next": "claimed", "release": "released", "done": "finished", "handoff": "handed off",
-    "wait": "parked", "resume": "resumed", "review": "sent for review", "fail": "failed", "cancel": "cancelled",
-    "reopen": "reopened", "reset": "reset", "retry": "retried", "edit": "edited",
-}  # fmt: skip
-
-
-def heartbeat(r: Any) -> None:
+def heartbeat(r: HeartbeatResult) -> None:
     held = ", ".join(r.holding) or "nothing"
     out.print(f"heartbeat of [bold]{escape(r.agent)}[/] at {_iso(r.at)}; holding {held}")
 
 
-def stale(r: Any) -> None:
+def stale(r: StaleReport) -> None:
     if not r.claims:
         out.print("[dim]no stale claims[/]")
     for c in r.claims:
         _stale_line(c)
 
 
-def _stale_line(c: Any) -> None:
+def _stale_line(c: StaleClaim) -> None:
     out.print(
         f"  [bold]{c.task.id}[/] held by {escape(c.holder)} since {_iso(c.claimed_at)}: {c.reason}"
         f" (lease until {_iso(c.lease_expires) or '-'}, last seen {_iso(c.last_seen) or 'never'})"
     )
 
 
-def reaped(r: Any) -> None:
+def reaped(r: ReapResult) -> None:
     if not r.reaped:
         out.print("[dim]nothing to reap[/]")
         return
@@ -175,7 +183,7 @@ def task_view(v: TaskView) -> None:
             _entry_line(e)
 
 
-def _entry_line(e: Any) -> None:
+def _entry_line(e: Entry) -> None:
     change = f"{_state(e.from_state)} → {_state(e.to_state)}" if e.from_state and e.to_state else ""
     out.print(
         f"  {_iso(e.time)}  [dim]{e.commit[:10]}[/]  {escape(e.op or '?'):<8} "
@@ -190,20 +198,20 @@ def history(h: History) -> None:
         _entry_line(e)
 
 
-def demo(r: Any) -> None:
+def demo(r: DemoResult) -> None:
     from .demo import print_report
 
     print_report(r, out)
 
 
-def installed(r: Any) -> None:
+def installed(r: Installed) -> None:
     verb = "updated" if r.updated else "installed"
     out.print(f"{verb} {escape(r.path)}")
     if r.chained:
         out.print(f"  your own hook is kept as {escape(r.chained)} and runs after the check")
 
 
-def board(b: Any) -> None:
+def board(b: Board) -> None:
     from rich.columns import Columns
     from rich.panel import Panel
 
@@ -218,7 +226,7 @@ def board(b: Any) -> None:
     out.print(Columns(panels))
 
 
-def who(w: Any) -> None:
+def who(w: Who) -> None:
     if not w.holdings:
         out.print("[dim]nobody holds anything[/]")
         return
@@ -238,7 +246,7 @@ def who(w: Any) -> None:
     out.print(table)
 
 
-def blocked(v: Any) -> None:
+def blocked(v: BlockedView) -> None:
     if not v.tasks:
         out.print("[dim]nothing is blocked[/]")
     for b in v.tasks:
@@ -248,10 +256,30 @@ def blocked(v: Any) -> None:
         out.print(f"[bold]{b.task.id}[/] ({_state(b.task.state.value)}) waits for {what}")
 
 
-def graph(g: Any) -> None:
+def graph(g: Graph) -> None:
     import sys
 
     sys.stdout.write(g.text)
+
+
+#: The renderer of each result named in the table of operations (``Operation.result``).
+RENDERERS: dict[str, Callable[[Any], None]] = {
+    "init": init,
+    "added": added,
+    "op": op,
+    "listing": listing,
+    "task_view": task_view,
+    "history": history,
+    "heartbeat": heartbeat,
+    "stale": stale,
+    "reaped": reaped,
+    "board": board,
+    "who": who,
+    "blocked": blocked,
+    "graph": graph,
+    "installed": installed,
+    "demo": demo,
+}
 
 
 def progress_sink() -> Any:

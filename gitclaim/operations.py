@@ -1,0 +1,402 @@
+"""The table of operations: every surface (CLI, MCP, Python API) is built from it.
+
+For each operation: its name, the one summary used for ``--help``, the MCP
+description and docs/cli.md, its parameters (type, help, default, CLI flags),
+whether it reads or changes the store, the shape of its result and the
+renderer that prints it, the errors it may raise, and the surfaces that
+carry it. The CLI and the MCP server register their commands and tools from
+it in a loop (``custom`` names the surfaces where one is hand-written
+because it is genuinely different); the Python API is :class:`gitclaim.api.Store`,
+whose method of the same name takes the parameters as keywords, and a test
+holds the two in step.
+
+This module is data: importing it costs no more than the error classes, so
+``gitclaim --help`` and every ``--json`` call stay fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from . import errors as E
+
+_REQUIRED: Any = ...  # a parameter without a default
+
+
+class Surface(Enum):
+    CLI = "cli"
+    MCP = "mcp"
+    API = "api"
+
+
+ALL = frozenset(Surface)
+NOT_MCP = frozenset({Surface.CLI, Surface.API})
+
+
+class Effect(Enum):
+    READ = "read"  # reads the store, changes nothing
+    CHANGE = "change"  # writes, and can be undone by another verb
+    DROP = "drop"  # writes and ends someone's work (cancel, reset, reap)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One argument of an operation, as the Store method's keyword ``name``."""
+
+    name: str
+    type: Any  # the annotation, e.g. ``str | None``
+    help: str
+    default: Any = _REQUIRED
+    flags: tuple[str, ...] = ()  # CLI option names; none: a positional argument
+    metavar: str | None = None
+    mcp_help: str | None = None  # where the MCP wording must differ (the agent's default)
+    wire: str | None = None  # the MCP argument's name, where the keyword would read oddly
+
+    @property
+    def required(self) -> bool:
+        return self.default is _REQUIRED
+
+    @property
+    def mcp_name(self) -> str:
+        return self.wire or self.name
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    summary: str  # one line: --help, MCP, docs/cli.md
+    params: tuple[Param, ...] = ()
+    effect: Effect = Effect.READ
+    result: str = ""  # a key of RESULTS, and the name of its renderer in gitclaim.render
+    errors: tuple[type[E.GitclaimError], ...] = ()  # besides bad_input and E.ANY_OPERATION
+    details: str = ""  # what else an agent or a person should know, after the summary
+    surfaces: frozenset[Surface] = ALL
+    custom: frozenset[Surface] = frozenset()  # surfaces where it is written by hand
+    commits: bool = True  # a change that is one commit on the store branch (it may meet a busy store)
+    past: str = ""  # the human output's verb: "claimed"
+    names_holder: str = ""  # the human output names the new holder after this word ("as", "to")
+    shows_title: bool = False  # the human output prints the task's title (next: you did not name it)
+    usage: str = ""  # docs/cli.md's synopsis, where the parameters do not say it
+
+    @property
+    def help(self) -> str:
+        return f"{self.summary}\n\n{self.details}" if self.details else self.summary
+
+    @property
+    def mutates(self) -> bool:
+        return self.effect is not Effect.READ
+
+    def all_errors(self) -> tuple[type[E.GitclaimError], ...]:
+        """The errors this operation names: bad_input first, then its own, then a busy store."""
+        own: tuple[type[E.GitclaimError], ...] = (E.BadInput, *self.errors)
+        return own + (E.ANY_CHANGE if self.mutates and self.commits else ())
+
+
+# --- parameters shared by many operations -------------------------------------------
+
+TASK_ID = Param("task_id", str, "The task's id (a slug such as fix-login, or a generated id).", metavar="ID")
+AGENT = Param(
+    "agent",
+    str | None,
+    "Agent name (default: $GITCLAIM_AGENT, git config gitclaim.agent, user-host).",
+    None,
+    ("--agent", "-a"),
+    mcp_help="Act as this agent (default: the server's agent, given by `gitclaim mcp --agent`).",
+)
+OFFLINE = Param("offline", bool, "Read the clone's local copy; do not fetch first.", False, ("--offline",))
+TTL = Param(
+    "ttl",
+    int | None,
+    "Lease in seconds; renew it with heartbeat (0: no lease; default: the store's).",
+    None,
+    ("--ttl",),
+)
+SILENT_AFTER = Param(
+    "silent_after",
+    int | None,
+    "Also count claims whose holder has not sent a heartbeat for this many seconds.",
+    None,
+    ("--silent-after",),
+)
+
+_CLAIM_ERRORS = (E.NotFound, E.LostRace, E.NotClaimable, E.Blocked)
+_VERB_ERRORS = (E.NotFound, E.NotClaimable, E.NotHolder)
+
+
+def _verb(
+    name: str,
+    summary: str,
+    past: str,
+    *extra: Param,
+    effect: Effect = Effect.CHANGE,
+    details: str = "",
+    names_holder: str = "",
+) -> Operation:
+    """A lifecycle verb on one task (:mod:`gitclaim.ops.verbs`)."""
+    params = (TASK_ID, *extra, AGENT)
+    return Operation(name, summary, params, effect, "op", _VERB_ERRORS, details, past=past, names_holder=names_holder)
+
+
+def _view(
+    name: str, summary: str, result: str, *params: Param, errors: tuple[type[E.GitclaimError], ...] = ()
+) -> Operation:
+    return Operation(name, summary, (*params, OFFLINE), Effect.READ, result, errors)
+
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "init",
+        "Create the store branch on the remote, or attach to an existing one.",
+        (AGENT,),
+        Effect.CHANGE,
+        "init",
+        past="initialised",
+    ),
+    Operation(
+        "add",
+        "Add one task (one commit); it starts in todo.",
+        (
+            Param("title", str, "Title of the new task."),
+            Param("task_id", str | None, "Task id (a slug); default: a short random id.", None, ("--id",)),
+            Param("priority", int | None, "0 (most urgent) to 9; default 2.", None, ("--priority", "-p")),
+            Param("depends_on", list[str] | None, "A task this one waits for.", None, ("--depends-on", "-d")),
+            Param("tags", list[str] | None, "A tag.", None, ("--tag", "-t")),
+            Param("description", str, "Longer description.", "", ("--description",)),
+            Param("acceptance", list[str] | None, "An acceptance criterion.", None, ("--acceptance",)),
+            AGENT,
+        ),
+        Effect.CHANGE,
+        "added",
+        (E.AlreadyExists,),
+        custom=frozenset({Surface.CLI}),  # with --file it adds many
+        usage="add TITLE [--id ID] [--priority N] [--depends-on ID]... [--tag T]... [--description TEXT]"
+        " [--acceptance TEXT]...",
+        past="added",
+    ),
+    Operation(
+        "add_many",
+        "Add many tasks in one commit; they may depend on each other (by id) and on existing tasks.",
+        (Param("entries", list[dict[str, Any]], "The new tasks.", wire="tasks"), AGENT),
+        Effect.CHANGE,
+        "added",
+        (E.AlreadyExists,),
+        "Either all are added or none.",
+        surfaces=frozenset({Surface.MCP, Surface.API}),  # the CLI says `add --file FILE`
+        custom=frozenset({Surface.MCP}),
+        usage="add --file FILE",
+        past="added",
+    ),
+    _view(
+        "list",
+        "List tasks, filtered by state, holder or tag; by priority, then age.",
+        "listing",
+        Param(
+            "state",
+            list[str] | None,
+            "Only tasks in these states (backlog, todo, someday, active, waiting, review, done, failed, cancelled).",
+            None,
+            ("--state", "-s"),
+        ),
+        Param("holder", str | None, "Only tasks held by this agent.", None, ("--holder",)),
+        Param("tag", str | None, "Only tasks with this tag.", None, ("--tag", "-t")),
+    ),
+    Operation(
+        "ready",
+        "Tasks claimable now, by priority, then age.",
+        (OFFLINE,),
+        Effect.READ,
+        "listing",
+        details="Claimable: a claimable state with every dependency done. Claim one with claim, or let next pick.",
+    ),
+    _view("show", "One task: its fields, what blocks it, and its history.", "task_view", TASK_ID, errors=(E.NotFound,)),
+    Operation(
+        "claim",
+        "Claim a task: one commit, pushed with compare-and-swap. Exactly one agent wins.",
+        (TASK_ID, AGENT, TTL),
+        Effect.CHANGE,
+        "op",
+        _CLAIM_ERRORS,
+        "Claiming a task you already hold succeeds with changed=false. A task whose lease expired is taken"
+        " over (previous_holder names whom from).",
+        past="claimed",
+        names_holder="as",
+    ),
+    Operation(
+        "next",
+        "Claim the best ready task; having lost a race, go on to the next.",
+        (AGENT, TTL),
+        Effect.CHANGE,
+        "op",
+        (E.NothingReady, E.LostRace, E.NotClaimable, E.Blocked),
+        "The usual way to get work: by priority, then age.",
+        past="claimed",
+        names_holder="as",
+        shows_title=True,
+    ),
+    _verb(
+        "release", "Give your claimed task back to the queue.", "released", details="Holder only; it goes back to todo."
+    ),
+    _verb(
+        "done",
+        "Mark your claimed task done.",
+        "finished",
+        details="The holder finishes an active task; anyone may approve a task in review.",
+    ),
+    _verb(
+        "handoff",
+        "Pass your active task to another agent; the commit records both.",
+        "handed off",
+        Param("to", str, "The agent who takes the task over.", flags=("--to",)),
+        names_holder="to",
+    ),
+    _verb(
+        "wait",
+        "Park your task until something outside the queue happens (you keep it).",
+        "parked",
+        Param("waiting_for", str, "What the task waits for.", flags=("--for",)),
+    ),
+    _verb("resume", "Continue your waiting task.", "resumed", details="Holder only; back to active."),
+    _verb("review", "Ask for review of your task; anyone may then `done` or `reopen` it.", "sent for review"),
+    _verb(
+        "fail",
+        "Give up on your task, saying why.",
+        "failed",
+        Param("reason", str, "Why the task failed.", flags=("--reason",)),
+    ),
+    _verb("cancel", "Drop a task (anyone if unheld; the holder if held).", "cancelled", effect=Effect.DROP),
+    _verb("reopen", "Put a done, cancelled, failed or reviewed task back in the queue.", "reopened"),
+    _verb(
+        "reset",
+        "Clear anyone's claim on a task and put it back (records whom it was taken from).",
+        "reset",
+        effect=Effect.DROP,
+        details="An operator's override: previous_holder names whom it was taken from.",
+    ),
+    _verb(
+        "retry",
+        "Run a failed or done task again, clearing claims downstream of it in the same commit.",
+        "retried",
+        details="The tasks whose claims were cleared are listed in also.",
+    ),
+    Operation(
+        "edit",
+        "Change plain fields (title, priority, tags, depends_on, your own fields...).",
+        (TASK_ID, Param("changes", dict[str, str], "FIELD=VALUE (repeat).", flags=("--set",)), AGENT),
+        Effect.CHANGE,
+        "op",
+        (E.NotFound, E.NotClaimable),
+        "state may move only among backlog, todo and someday; claims change only through the verbs.",
+        custom=frozenset({Surface.CLI, Surface.MCP}),
+        usage="edit ID --set FIELD=VALUE...",
+        past="edited",
+    ),
+    Operation(
+        "heartbeat",
+        "Renew the leases you hold (no commit on the store branch).",
+        (AGENT,),
+        Effect.CHANGE,
+        "heartbeat",
+        details="Call it every few minutes while working on a task claimed with a lease.",
+        commits=False,
+    ),
+    _view(
+        "stale", "Claims whose lease expired (and, given silent-after, whose holder went quiet).", "stale", SILENT_AFTER
+    ),
+    Operation(
+        "reap",
+        "Return every stale claim to the queue, in one commit.",
+        (SILENT_AFTER, AGENT),
+        Effect.DROP,
+        "reaped",
+        details="The commit records whom each claim was taken from.",
+    ),
+    _view("board", "Every task, in columns by state.", "board"),
+    _view("who", "Who holds what, since when, and whether each lease is live.", "who"),
+    _view("blocked", "What waits on what: dependencies not done, and tasks waiting on the outside.", "blocked"),
+    _view(
+        "graph",
+        "The dependency graph as Graphviz DOT or Mermaid.",
+        "graph",
+        Param("fmt", str, "dot or mermaid.", "mermaid", ("--format", "-f"), wire="format"),
+    ),
+    _view(
+        "log",
+        "The audit trail, newest first: who did what to which task, when.",
+        "history",
+        Param("task_id", str | None, "Only entries about this task.", None, metavar="[ID]"),
+        Param("limit", int | None, "At most this many entries.", None, ("--limit", "-n")),
+    ),
+    Operation(
+        "hooks",
+        "Install the hooks that enforce the store's rules on every push.",
+        result="installed",
+        surfaces=frozenset({Surface.CLI}),
+        custom=frozenset({Surface.CLI}),
+        usage="hooks install [--server PATH]",
+        effect=Effect.CHANGE,
+        commits=False,
+    ),
+    Operation(
+        "mcp",
+        "Serve the store to MCP clients over stdio (needs the `mcp` extra).",
+        surfaces=frozenset({Surface.CLI}),
+        custom=frozenset({Surface.CLI}),
+        usage="mcp [--agent A]",
+    ),
+    Operation(
+        "demo",
+        "Run a team of agent processes on a fresh local store and show who did what.",
+        result="demo",
+        surfaces=frozenset({Surface.CLI}),
+        custom=frozenset({Surface.CLI}),
+        usage="demo [--agents N] [--tasks N] [--keep]",
+    ),
+)
+
+BY_NAME: dict[str, Operation] = {op.name: op for op in OPERATIONS}
+
+
+def carried(surface: Surface, *, generated: bool | None = None) -> list[Operation]:
+    """The operations ``surface`` carries (only the generated or only the
+    hand-written ones, with ``generated``)."""
+    out = [op for op in OPERATIONS if surface in op.surfaces]
+    if generated is not None:
+        out = [op for op in out if (surface not in op.custom) is generated]
+    return out
+
+
+# --- what the operations return (the MCP descriptions and docs/cli.md) ---------------------
+
+TASK = (
+    "{id, title, state, priority, depends_on, tags, description, acceptance, created_at, created_by,"
+    " claim: {holder, claimed_at, lease_seconds} or null, waiting_for, fail_reason, extra}"
+)
+ENTRY = "{commit, time, author, subject, op, agent, tasks, from, to, trailers}"
+STALE_CLAIM = "{task, state, holder, claimed_at, lease_expires, last_seen, reason}"
+
+RESULTS: dict[str, tuple[str, tuple[str, ...]]] = {  # the shape, and the terms it uses
+    "init": ("{remote, branch, commit, created}", ()),
+    "added": ("{tasks: [task], commit, retries}", ("task",)),
+    "op": ("{op, task, from, to, commit, changed, retries, previous_holder, also: [task]}", ("task",)),
+    "listing": ("{tasks: [task], problems: [{path, message, code}], commit}", ("task",)),
+    "task_view": ("{task, path, blockers: [{id, state}], history: [entry], commit}", ("task", "entry")),
+    "heartbeat": ("{agent, at, holding: [task id]}", ()),
+    "stale": ("{claims: [stale claim], commit, now}", ("stale claim",)),
+    "reaped": ("{reaped: [stale claim], commit, retries}", ("stale claim",)),
+    "board": ("{columns: {state: [task]}, commit}", ("task",)),
+    "who": ("{holdings: [{task, title, state, holder, since, lease_expires, last_seen, lease}], commit, now}", ()),
+    "blocked": ("{tasks: [{task, title, state, blockers: [{id, state}], waiting_for}], commit}", ()),
+    "graph": ("{format, text, commit}", ()),
+    "history": ("{entries: [entry], commit}", ("entry",)),
+    "installed": ("{path, updated, chained}", ()),
+    "demo": ("{agents, tasks, claims, double_claims, ...}", ()),
+}
+TERMS: dict[str, str] = {"task": TASK, "entry": ENTRY, "stale claim": STALE_CLAIM}
+
+
+def result_text(op: Operation) -> str:
+    """The result's shape, with the terms it uses spelled out."""
+    shape, terms = RESULTS[op.result]
+    return shape + "".join(f"; {term} is {TERMS[term]}" for term in terms)
