@@ -13,7 +13,7 @@ import inspect
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -22,7 +22,7 @@ import typer
 
 from . import envelope
 from .errors import BadInput, ExitCode, GitclaimError, Interrupted
-from .operations import BY_NAME, Operation, Param, Surface, carried
+from .operations import BY_NAME, Operation, Param, Surface, carried, invoke
 
 if TYPE_CHECKING:
     from .api import Store
@@ -110,12 +110,6 @@ def _print_json(obj: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def call(store: Store, op: Operation, args: Mapping[str, Any]) -> Jsonable:
-    """The Store method of ``op`` with ``args`` (a None is an argument not given)."""
-    result: Jsonable = getattr(store, op.name)(**{k: v for k, v in args.items() if v is not None})
-    return result
-
-
 # --- commands from the table ------------------------------------------------------
 
 
@@ -154,7 +148,7 @@ def register(
 ) -> None:
     """A typer command for ``op``: its parameters, ``extra`` ones and ``--json``;
     ``body`` (default: the Store method) gets the parsed arguments."""
-    run: Callable[[dict[str, Any]], Jsonable] = body or (lambda args: call(_store(), op, args))
+    run: Callable[[dict[str, Any]], Jsonable] = body or (lambda args: invoke(_store(), op, args))
 
     def command(**kwargs: Any) -> None:
         _globals.as_json = kwargs.pop("as_json")
@@ -189,7 +183,7 @@ def _add(args: dict[str, Any]) -> Jsonable:
         return _store().add_many(read_batch(file), agent=args.get("agent"))
     if args.get("title") is None:
         raise BadInput("give a TITLE, or --file PATH for many tasks")
-    return call(_store(), _ADD, args)
+    return invoke(_store(), _ADD, args)
 
 
 register(
@@ -207,7 +201,7 @@ def _edit(args: dict[str, Any]) -> Jsonable:
         if not eq:
             raise BadInput(f"--set takes FIELD=VALUE, got {item!r}")
         changes[key.strip()] = value
-    return call(_store(), BY_NAME["edit"], {**args, "changes": changes})
+    return invoke(_store(), BY_NAME["edit"], {**args, "changes": changes})
 
 
 _EDIT = BY_NAME["edit"]

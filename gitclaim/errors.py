@@ -41,9 +41,7 @@ class GitclaimError(Exception):
 
     exit_code: ExitCode = ExitCode.INTERNAL
     code: str = "internal"
-    meaning: ClassVar[str] = (
-        "a bug in gitclaim; rerun with `GITCLAIM_DEBUG=1` for a traceback"
-    )
+    meaning: ClassVar[str] = "a bug in gitclaim; rerun with `GITCLAIM_DEBUG=1` for a traceback"
     hint: str = ""
 
     def __init__(self, message: str, *, hint: str | None = None, **details: Any) -> None:
@@ -77,9 +75,7 @@ class BadInput(GitclaimError):
 class NotFound(GitclaimError):
     exit_code = ExitCode.NOT_FOUND
     code = "not_found"
-    meaning = (
-        "no task has that id"
-    )
+    meaning = "no task has that id"
 
 
 class LostRace(GitclaimError):
@@ -99,9 +95,7 @@ class NotClaimable(GitclaimError):
 
     exit_code = ExitCode.NOT_CLAIMABLE
     code = "not_claimable"
-    meaning = (
-        "the task's state refuses the operation (details: `state`); the message names the legal verbs"
-    )
+    meaning = "the task's state refuses the operation (details: `state`); the message names the legal verbs"
 
 
 class Blocked(GitclaimError):
@@ -109,17 +103,13 @@ class Blocked(GitclaimError):
 
     exit_code = ExitCode.BLOCKED
     code = "blocked"
-    meaning = (
-        "some dependencies are not done (details: `blockers`, each with `id` and `state`)"
-    )
+    meaning = "some dependencies are not done (details: `blockers`, each with `id` and `state`)"
 
 
 class NothingReady(GitclaimError):
     exit_code = ExitCode.NOTHING_READY
     code = "nothing_ready"
-    meaning = (
-        "no task is claimable now"
-    )
+    meaning = "no task is claimable now"
 
 
 class RemoteUnreachable(GitclaimError):
@@ -178,27 +168,21 @@ class StoreCorrupt(GitclaimError):
 
     exit_code = ExitCode.STORE_CORRUPT
     code = "store_corrupt"
-    meaning = (
-        "a file on the store branch cannot be read (details: `path`)"
-    )
+    meaning = "a file on the store branch cannot be read (details: `path`)"
     hint = "fix the named file on the store branch (gitclaim never rewrites it blindly)"
 
 
 class NotInitialized(GitclaimError):
     exit_code = ExitCode.NOT_INITIALIZED
     code = "not_initialized"
-    meaning = (
-        "the remote has no store branch: run `gitclaim init`"
-    )
+    meaning = "the remote has no store branch: run `gitclaim init`"
     hint = "run `gitclaim init` in a clone of the shared repository"
 
 
 class SchemaTooNew(GitclaimError):
     exit_code = ExitCode.SCHEMA_TOO_NEW
     code = "schema_too_new"
-    meaning = (
-        "the store was written by a newer gitclaim: upgrade"
-    )
+    meaning = "the store was written by a newer gitclaim: upgrade"
     hint = "upgrade gitclaim"
 
 
@@ -207,17 +191,13 @@ class NotHolder(GitclaimError):
 
     exit_code = ExitCode.NOT_HOLDER
     code = "not_holder"
-    meaning = (
-        "only the holder may do this (details: `holder`)"
-    )
+    meaning = "only the holder may do this (details: `holder`)"
 
 
 class AlreadyExists(GitclaimError):
     exit_code = ExitCode.ALREADY_EXISTS
     code = "already_exists"
-    meaning = (
-        "a task with that id exists"
-    )
+    meaning = "a task with that id exists"
 
 
 class PushRejected(GitclaimError):
@@ -259,9 +239,7 @@ class LocalIOError(GitclaimError):
 
     exit_code = ExitCode.LOCAL_IO
     code = "local_io"
-    meaning = (
-        "the clone itself cannot be written (disk full, read-only, a lock file left behind); nothing was pushed"
-    )
+    meaning = "the clone itself cannot be written (disk full, read-only, a lock file left behind); nothing was pushed"
     hint = "free disk space or fix the permissions of the clone's .git folder, then run the same command again"
 
 

@@ -16,11 +16,16 @@ This module is data: importing it costs no more than the error classes, so
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import errors as E
+
+if TYPE_CHECKING:
+    from .api import Store
+    from .envelope import Jsonable
 
 _REQUIRED: Any = ...  # a parameter without a default
 
@@ -365,6 +370,13 @@ def carried(surface: Surface, *, generated: bool | None = None) -> list[Operatio
     if generated is not None:
         out = [op for op in out if (surface not in op.custom) is generated]
     return out
+
+
+def invoke(store: Store, op: Operation, args: Mapping[str, Any]) -> Jsonable:
+    """Run ``op`` as the Store method of its name, with ``args`` as keywords
+    (a None is an argument not given: the method's default applies)."""
+    result: Jsonable = getattr(store, op.name)(**{k: v for k, v in args.items() if v is not None})
+    return result
 
 
 # --- what the operations return (the MCP descriptions and docs/cli.md) ---------------------

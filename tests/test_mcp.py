@@ -25,7 +25,7 @@ from tests.conftest import Remote, git
 
 pytestmark = pytest.mark.anyio
 
-READS = {"list", "ready", "show", "log", "stale"}
+READS = {"list", "ready", "show", "log", "stale", "board", "who", "blocked", "graph"}
 CHANGES = {
     "init", "add", "add_many", "claim", "next", "release", "done", "handoff", "wait", "resume", "review",
     "fail", "cancel", "reopen", "reset", "retry", "edit", "heartbeat", "reap",
