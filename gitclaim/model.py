@@ -212,6 +212,53 @@ def parse_toml(data: bytes, path: str) -> dict[str, Any]:
         raise StoreCorrupt(f"{path}: malformed TOML: nested too deeply", path=path) from None
 
 
+def _task_id(doc: Mapping[str, Any], expected_id: str | None) -> str:
+    tid = _req_str(doc, "id")
+    if not is_valid_id(tid):
+        raise _Bad(f"'id' {tid!r} is not a legal task id")
+    if expected_id is not None and tid != expected_id:
+        raise _Bad(f"'id' is {tid!r} but the file is named for {expected_id!r}")
+    return tid
+
+
+def _priority(doc: Mapping[str, Any]) -> int:
+    priority = doc.get("priority", DEFAULT_PRIORITY)
+    if isinstance(priority, bool) or not isinstance(priority, int) or not (PRIORITY_MIN <= priority <= PRIORITY_MAX):
+        raise _Bad(f"'priority' must be an integer {PRIORITY_MIN}-{PRIORITY_MAX}, got {priority!r}")
+    return priority
+
+
+def _deps(doc: Mapping[str, Any], tid: str) -> tuple[str, ...]:
+    deps = _str_list(doc, "depends_on")
+    for d in deps:
+        if not is_valid_id(d):
+            raise _Bad(f"'depends_on' names an illegal task id {d!r}")
+    if tid in deps:
+        raise _Bad("a task cannot depend on itself")
+    return deps
+
+
+def _claim(raw_claim: Any) -> Claim:
+    if not isinstance(raw_claim, dict):
+        raise _Bad("'claim' must be a table")
+    holder = raw_claim.get("holder")
+    try:
+        validate_agent(holder)
+    except Exception:
+        raise _Bad(f"'claim.holder' {holder!r} is not a legal agent name") from None
+    if "claimed_at" not in raw_claim:
+        raise _Bad("'claim.claimed_at' is missing")
+    lease = raw_claim.get("lease_seconds")
+    if lease is not None and (isinstance(lease, bool) or not isinstance(lease, int) or lease <= 0):
+        raise _Bad(f"'claim.lease_seconds' must be a positive integer, got {lease!r}")
+    return Claim(
+        holder=str(holder),
+        claimed_at=_when(raw_claim["claimed_at"], "claim.claimed_at"),
+        lease_seconds=lease,
+        extra={k: v for k, v in raw_claim.items() if k not in CLAIM_FIELDS},
+    )
+
+
 def task_from_doc(doc: Mapping[str, Any], *, expected_id: str | None, path: str) -> Task:
     """Build a :class:`Task` from a parsed TOML document.
 
@@ -220,52 +267,18 @@ def task_from_doc(doc: Mapping[str, Any], *, expected_id: str | None, path: str)
     """
     try:
         _check_schema(doc, path)
-        tid = _req_str(doc, "id")
-        if not is_valid_id(tid):
-            raise _Bad(f"'id' {tid!r} is not a legal task id")
-        if expected_id is not None and tid != expected_id:
-            raise _Bad(f"'id' is {tid!r} but the file is named for {expected_id!r}")
+        tid = _task_id(doc, expected_id)
         raw_state = doc.get("state")
         if raw_state not in STATES:
             raise _Bad(f"unknown state {raw_state!r}; known states: {', '.join(STATES)}")
-        priority = doc.get("priority", DEFAULT_PRIORITY)
-        if (
-            isinstance(priority, bool)
-            or not isinstance(priority, int)
-            or not (PRIORITY_MIN <= priority <= PRIORITY_MAX)
-        ):
-            raise _Bad(f"'priority' must be an integer {PRIORITY_MIN}-{PRIORITY_MAX}, got {priority!r}")
-        deps = _str_list(doc, "depends_on")
-        for d in deps:
-            if not is_valid_id(d):
-                raise _Bad(f"'depends_on' names an illegal task id {d!r}")
-        if tid in deps:
-            raise _Bad("a task cannot depend on itself")
+        priority = _priority(doc)
+        deps = _deps(doc, tid)
         created_at = _when(doc["created_at"], "created_at") if "created_at" in doc else None
         created_by = doc.get("created_by")
         if created_by is not None and not isinstance(created_by, str):
             raise _Bad(f"'created_by' must be a string, got {created_by!r}")
-        claim = None
         raw_claim = doc.get("claim")
-        if raw_claim is not None:
-            if not isinstance(raw_claim, dict):
-                raise _Bad("'claim' must be a table")
-            holder = raw_claim.get("holder")
-            try:
-                validate_agent(holder)
-            except Exception:
-                raise _Bad(f"'claim.holder' {holder!r} is not a legal agent name") from None
-            if "claimed_at" not in raw_claim:
-                raise _Bad("'claim.claimed_at' is missing")
-            lease = raw_claim.get("lease_seconds")
-            if lease is not None and (isinstance(lease, bool) or not isinstance(lease, int) or lease <= 0):
-                raise _Bad(f"'claim.lease_seconds' must be a positive integer, got {lease!r}")
-            claim = Claim(
-                holder=str(holder),
-                claimed_at=_when(raw_claim["claimed_at"], "claim.claimed_at"),
-                lease_seconds=lease,
-                extra={k: v for k, v in raw_claim.items() if k not in CLAIM_FIELDS},
-            )
+        claim = _claim(raw_claim) if raw_claim is not None else None
         state = State(raw_state)
         if state in (State.ACTIVE, State.WAITING, State.REVIEW) and claim is None:
             raise _Bad(f"a task in state {state.value} must have a [claim] table with holder and claimed_at")

@@ -16,7 +16,7 @@ The same function runs inside gitclaim before every push, in the client
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from .errors import SchemaTooNew, StoreCorrupt
@@ -64,70 +64,81 @@ def check_commit(
     commit: str | None = None,
 ) -> list[Violation]:
     """Every violation in one commit. ``lookup`` reads a task in the new tree."""
-    out: list[Violation] = []
-
-    def bad(path: str, rule: str, message: str, task: str | None = None) -> None:
-        out.append(Violation(path, rule, message, task, commit))
-
-    rewired: dict[str, str] = {}  # task id -> path, for tasks whose dependencies this commit sets
-    for path in sorted(changes):
-        old_b, new_b = changes[path]
-        if path == STORE_FILE:
-            if new_b is None:
-                bad(path, "store-file", "the store file must not be deleted")
-                continue
-            try:
-                parse_store_config(new_b, path)
-            except (StoreCorrupt, SchemaTooNew) as e:
-                bad(path, "store-file", e.message)
-            continue
-        if not path.startswith(TASKS_DIR + "/") or path == f"{TASKS_DIR}/README.md":
-            continue  # other files on the branch are the users' own
-        tid = task_id_of(path)
-        if tid is None or not is_valid_id(tid):
-            bad(path, "layout", f"only {TASKS_DIR}/<xx>/<id>.toml files belong under {TASKS_DIR}/")
-            continue
-        if path.split("/")[1] != fanout(tid):
-            bad(path, "layout", f"task {tid!r} belongs in {TASKS_DIR}/{fanout(tid)}/{tid}.toml", tid)
-            continue
-        if new_b is None:
-            bad(path, "deleted", f"task {tid} must not be deleted (cancel it instead)", tid)
-            continue
-        try:
-            new = parse_task(new_b, expected_id=tid, path=path)
-        except (StoreCorrupt, SchemaTooNew) as e:
-            bad(path, "schema", e.message, tid)
-            continue
-        for dep in new.depends_on:
-            if lookup(dep) is None:
-                bad(path, "schema", f"{tid} depends on {dep!r}, which does not exist", tid)
-        old_deps = None
-        if old_b is not None:
-            try:
-                old_deps = parse_task(old_b, expected_id=tid, path=path).depends_on
-            except (StoreCorrupt, SchemaTooNew):
-                old_deps = None
-        if new.depends_on and new.depends_on != old_deps:
-            rewired[tid] = path
-        old: Task | None = None
-        if old_b is not None:
-            try:
-                old = parse_task(old_b, expected_id=tid, path=path)
-            except (StoreCorrupt, SchemaTooNew):
-                old = None  # repairing a broken file: only the new one must be valid
-                if new.state in (State.ACTIVE, State.WAITING, State.REVIEW):
-                    bad(path, "claim-fields", f"a repaired task {tid} must not carry a claim; claim it", tid)
-                continue
-        if old is None:
-            if new.state not in NEW_STATES or new.claim is not None:
-                bad(path, "new-task", f"a new task starts unclaimed in todo, backlog or someday, not {new.state}", tid)
-            continue
-        for v in _check_move(old, new, agent, lookup, now, last_seen):
-            bad(path, v[0], v[1], tid)
+    ctx = _Context(agent, lookup, now, last_seen)
+    out = [
+        Violation(path, rule, message, task, commit)
+        for path in sorted(changes)
+        for rule, message, task in _check_file(ctx, path, *changes[path])
+    ]
     # One pass for the whole commit: a batch of N rewired tasks costs N, not N².
-    for cycle in dependency_cycles(rewired, lookup):
-        bad(rewired[cycle[0]], "schema", f"dependency cycle: {' -> '.join(cycle)}", cycle[0])
+    for cycle in dependency_cycles(ctx.rewired, lookup):
+        out.append(
+            Violation(ctx.rewired[cycle[0]], "schema", f"dependency cycle: {' -> '.join(cycle)}", cycle[0], commit)
+        )
     return out
+
+
+@dataclass
+class _Context:
+    agent: str
+    lookup: Callable[[str], Task | None]
+    now: datetime
+    last_seen: Mapping[str, datetime]
+    rewired: dict[str, str] = field(default_factory=dict)  # task id -> path: this commit sets its dependencies
+
+
+_Found = list[tuple[str, str, str | None]]  # (rule, message, task)
+
+
+def _check_file(ctx: _Context, path: str, old_b: bytes | None, new_b: bytes | None) -> _Found:
+    if path == STORE_FILE:
+        return _check_store_file(path, new_b)
+    if not path.startswith(TASKS_DIR + "/") or path == f"{TASKS_DIR}/README.md":
+        return []  # other files on the branch are the users' own
+    tid = task_id_of(path)
+    if tid is None or not is_valid_id(tid):
+        return [("layout", f"only {TASKS_DIR}/<xx>/<id>.toml files belong under {TASKS_DIR}/", None)]
+    if path.split("/")[1] != fanout(tid):
+        return [("layout", f"task {tid!r} belongs in {TASKS_DIR}/{fanout(tid)}/{tid}.toml", tid)]
+    if new_b is None:
+        return [("deleted", f"task {tid} must not be deleted (cancel it instead)", tid)]
+    try:
+        new = parse_task(new_b, expected_id=tid, path=path)
+    except (StoreCorrupt, SchemaTooNew) as e:
+        return [("schema", e.message, tid)]
+    out: _Found = [
+        ("schema", f"{tid} depends on {dep!r}, which does not exist", tid)
+        for dep in new.depends_on
+        if ctx.lookup(dep) is None
+    ]
+    old: Task | None = None
+    broken = False
+    if old_b is not None:
+        try:
+            old = parse_task(old_b, expected_id=tid, path=path)
+        except (StoreCorrupt, SchemaTooNew):
+            broken = True  # repairing a broken file: only the new one must be valid
+    if new.depends_on and new.depends_on != (old.depends_on if old is not None else None):
+        ctx.rewired[tid] = path
+    if broken:
+        if new.state in (State.ACTIVE, State.WAITING, State.REVIEW):
+            out.append(("claim-fields", f"a repaired task {tid} must not carry a claim; claim it", tid))
+    elif old is None:
+        if new.state not in NEW_STATES or new.claim is not None:
+            out.append(("new-task", f"a new task starts unclaimed in todo, backlog or someday, not {new.state}", tid))
+    else:
+        out += [(rule, msg, tid) for rule, msg in _check_move(old, new, ctx.agent, ctx.lookup, ctx.now, ctx.last_seen)]
+    return out
+
+
+def _check_store_file(path: str, new_b: bytes | None) -> _Found:
+    if new_b is None:
+        return [("store-file", "the store file must not be deleted", None)]
+    try:
+        parse_store_config(new_b, path)
+    except (StoreCorrupt, SchemaTooNew) as e:
+        return [("store-file", e.message, None)]
+    return []
 
 
 def _claim_key(c: Claim | None) -> tuple[object, ...] | None:
