@@ -117,6 +117,7 @@ TTL = Param(
     "Lease in seconds; renew it with heartbeat (0: no lease; default: the store's).",
     None,
     ("--ttl",),
+    "SECONDS",
 )
 SILENT_AFTER = Param(
     "silent_after",
@@ -124,6 +125,7 @@ SILENT_AFTER = Param(
     "Also count claims whose holder has not sent a heartbeat for this many seconds.",
     None,
     ("--silent-after",),
+    "SECONDS",
 )
 
 _CLAIM_ERRORS = (E.NotFound, E.LostRace, E.NotClaimable, E.Blocked)
@@ -203,9 +205,10 @@ OPERATIONS: tuple[Operation, ...] = (
             "Only tasks in these states (backlog, todo, someday, active, waiting, review, done, failed, cancelled).",
             None,
             ("--state", "-s"),
+            "STATE",
         ),
-        Param("holder", str | None, "Only tasks held by this agent.", None, ("--holder",)),
-        Param("tag", str | None, "Only tasks with this tag.", None, ("--tag", "-t")),
+        Param("holder", str | None, "Only tasks held by this agent.", None, ("--holder",), "AGENT"),
+        Param("tag", str | None, "Only tasks with this tag.", None, ("--tag", "-t"), "TAG"),
     ),
     Operation(
         "ready",
@@ -253,14 +256,14 @@ OPERATIONS: tuple[Operation, ...] = (
         "handoff",
         "Pass your active task to another agent; the commit records both.",
         "handed off",
-        Param("to", str, "The agent who takes the task over.", flags=("--to",)),
+        Param("to", str, "The agent who takes the task over.", flags=("--to",), metavar="AGENT"),
         names_holder="to",
     ),
     _verb(
         "wait",
         "Park your task until something outside the queue happens (you keep it).",
         "parked",
-        Param("waiting_for", str, "What the task waits for.", flags=("--for",)),
+        Param("waiting_for", str, "What the task waits for.", flags=("--for",), metavar="TEXT"),
     ),
     _verb("resume", "Continue your waiting task.", "resumed", details="Holder only; back to active."),
     _verb("review", "Ask for review of your task; anyone may then `done` or `reopen` it.", "sent for review"),
@@ -268,7 +271,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "fail",
         "Give up on your task, saying why.",
         "failed",
-        Param("reason", str, "Why the task failed.", flags=("--reason",)),
+        Param("reason", str, "Why the task failed.", flags=("--reason",), metavar="TEXT"),
     ),
     _verb("cancel", "Drop a task (anyone if unheld; the holder if held).", "cancelled", effect=Effect.DROP),
     _verb("reopen", "Put a done, cancelled, failed or reviewed task back in the queue.", "reopened"),
@@ -324,14 +327,14 @@ OPERATIONS: tuple[Operation, ...] = (
         "graph",
         "The dependency graph as Graphviz DOT or Mermaid.",
         "graph",
-        Param("fmt", str, "dot or mermaid.", "mermaid", ("--format", "-f"), wire="format"),
+        Param("fmt", str, "dot or mermaid.", "mermaid", ("--format", "-f"), "FORMAT", wire="format"),
     ),
     _view(
         "log",
         "The audit trail, newest first: who did what to which task, when.",
         "history",
         Param("task_id", str | None, "Only entries about this task.", None, metavar="[ID]"),
-        Param("limit", int | None, "At most this many entries.", None, ("--limit", "-n")),
+        Param("limit", int | None, "At most this many entries.", None, ("--limit", "-n"), "N"),
     ),
     Operation(
         "hooks",
@@ -346,6 +349,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "mcp",
         "Serve the store to MCP clients over stdio (needs the `mcp` extra).",
+        (AGENT,),
         surfaces=frozenset({Surface.CLI}),
         custom=frozenset({Surface.CLI}),
         usage="mcp [--agent A]",
@@ -403,7 +407,10 @@ RESULTS: dict[str, tuple[str, tuple[str, ...]]] = {  # the shape, and the terms 
     "graph": ("{format, text, commit}", ()),
     "history": ("{entries: [entry], commit}", ("entry",)),
     "installed": ("{path, updated, chained}", ()),
-    "demo": ("{agents, tasks, claims, double_claims, ...}", ()),
+    "demo": (
+        "{folder, agents, tasks, per_agent, claims, double_claims, not_done, retries, seconds, commits, ok}",
+        (),
+    ),
 }
 TERMS: dict[str, str] = {"task": TASK, "entry": ENTRY, "stale claim": STALE_CLAIM}
 

@@ -1,0 +1,146 @@
+"""The table of operations and the surfaces built from it cannot drift apart.
+
+Every operation the table says a surface carries is there, with the same
+parameters; the Store method of each takes exactly the table's parameters;
+each renderer takes the type its operation returns; the docs are the ones
+the table makes.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from pathlib import Path
+
+import anyio
+import pytest
+
+from gitclaim import audit, docs, render
+from gitclaim.api import Store
+from gitclaim.cli import app
+from gitclaim.errors import ANY_OPERATION, GitclaimError, catalogue
+from gitclaim.operations import BY_NAME, OPERATIONS, RESULTS, Surface, carried
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def _cli_commands() -> dict[str, typing.Any]:
+    import typer.main
+
+    group = typer.main.get_group(app)
+    return dict(group.commands)  # type: ignore[attr-defined]
+
+
+def test_every_cli_operation_is_a_command_with_the_tables_parameters() -> None:
+    commands = _cli_commands()
+    for op in carried(Surface.CLI):
+        assert op.name in commands, f"the CLI lacks {op.name}"
+        if op.name == "hooks":
+            continue  # a group: `hooks install`
+        cmd = commands[op.name]
+        names = {p.name for p in cmd.params}
+        assert {p.name for p in op.params} <= names, op.name
+        assert ("as_json" in names) is bool(op.result), f"{op.name}: --json goes with a result"
+        assert cmd.help.startswith(op.summary), op.name
+    extra = set(commands) - {op.name for op in OPERATIONS}
+    assert not extra, f"CLI commands missing from the table: {extra}"
+
+
+def test_every_mcp_operation_is_a_tool_with_the_tables_parameters(tmp_path: Path) -> None:
+    pytest.importorskip  # noqa: B018 - the mcp extra is part of the test extra: never skipped
+    from gitclaim.mcp_server import build_server
+    from tests.conftest import Remote, clone, make_bare
+
+    bare = make_bare(tmp_path / "r.git")
+    where = clone(Remote(str(bare), bare), tmp_path / "c")
+    server = build_server(str(where), agent="a1")
+    tools = {t.name: t for t in anyio.run(server.list_tools)}
+    want = {op.name for op in carried(Surface.MCP)}
+    assert set(tools) == want
+    for op in carried(Surface.MCP):
+        props = tools[op.name].input_schema["properties"]
+        assert list(props) == [p.mcp_name for p in op.params], op.name
+        required = tools[op.name].input_schema.get("required", [])
+        assert required == [p.mcp_name for p in op.params if p.required], op.name
+        assert (tools[op.name].description or "").startswith(op.summary), op.name
+        for err in op.all_errors():
+            assert f"- {err.code}:" in (tools[op.name].description or ""), (op.name, err.code)
+    for read in ("board", "who", "blocked", "graph", "show", "list", "ready", "log", "stale"):
+        assert read in tools, f"every read view is a tool: {read}"
+
+
+@pytest.mark.parametrize("op", carried(Surface.API), ids=lambda op: op.name)
+def test_the_store_method_takes_exactly_the_tables_parameters(op: typing.Any) -> None:
+    method = getattr(Store, op.name)
+    sig = inspect.signature(method)
+    params = [p for p in sig.parameters.values() if p.name != "self" and p.name != "history_limit"]
+    assert [p.name for p in params] == [p.name for p in op.params], op.name
+    for want, got in zip(op.params, params, strict=True):
+        assert (got.default is inspect.Parameter.empty) is want.required, (op.name, want.name)
+        if not want.required and want.default is not None:
+            assert got.default == want.default, (op.name, want.name)
+
+
+@pytest.mark.parametrize("op", [op for op in OPERATIONS if op.result], ids=lambda op: op.name)
+def test_each_renderer_takes_what_its_operation_returns(op: typing.Any) -> None:
+    assert op.result in RESULTS
+    from gitclaim import demo, enforce, results, views
+
+    renderer = render.RENDERERS[op.result]
+    names = {**vars(audit), **vars(demo), **vars(enforce), **vars(results), **vars(views)}
+    hints = typing.get_type_hints(renderer, localns=names)
+    arg = next(iter(inspect.signature(renderer).parameters))
+    if Surface.API in op.surfaces:
+        returned = typing.get_type_hints(getattr(Store, op.name))["return"]
+        assert hints[arg] is returned, (op.name, hints[arg], returned)
+    else:
+        assert hints[arg] is not typing.Any, op.name
+
+
+def test_docs_cli_md_is_what_the_code_makes() -> None:
+    text = (DOCS / "cli.md").read_text()
+    assert docs.render(text) == text, "run: python -m gitclaim.docs docs/cli.md"
+    for op in OPERATIONS:
+        if Surface.CLI in op.surfaces:
+            assert f"| `{docs.usage(op)}" in text or op.name in ("hooks",), op.name
+
+
+def test_every_error_has_a_meaning_and_a_distinct_exit_status() -> None:
+    classes = catalogue()
+    assert len({int(c.exit_code) for c in classes}) == len(classes)
+    assert len({c.code for c in classes}) == len(classes)
+    for c in classes:
+        assert c.meaning and not c.meaning.endswith("."), c.code
+    assert GitclaimError in ANY_OPERATION
+
+
+def test_operation_names_are_unique_and_in_the_table_once() -> None:
+    assert len(BY_NAME) == len(OPERATIONS)
+    for op in OPERATIONS:
+        assert op.custom <= op.surfaces, op.name
+
+
+RECORDS = [
+    audit.Record("claim", "a", "t", "todo", "active", lease_seconds=60),
+    audit.Record("takeover", "b", "t", "active", "active", previous_holder="a"),
+    audit.Record("add", "a", to_state="todo", added=("x", "y")),
+    audit.Record("init", "a", schema="1"),
+    audit.Record("heartbeat", "a", at="2026-01-01T00:00:00Z"),
+    audit.Record("reap", "a", cleared=(audit.Cleared("x", "b", "expired"), audit.Cleared("y", "c", "silent"))),
+    audit.Record("retry", "a", "r", "failed", "todo", cleared=(audit.Cleared("d", "b"),)),
+    audit.Record("edit", "a", "r", "todo", "todo", fields=("priority", "title")),
+    audit.Record("handoff", "a", "r", "active", "active", previous_holder="a", to_agent="b"),
+    audit.Record("wait", "a", "r", "active", "waiting", note="the CI"),
+]
+
+
+@pytest.mark.parametrize("record", RECORDS, ids=lambda r: r.op)
+def test_an_audit_record_reads_back_as_written(record: audit.Record) -> None:
+    msg = audit.write(f"{record.op} something", record)
+    assert audit.read(msg) == record
+    assert audit.entry("c" * 40, __import__("datetime").datetime.now(), "a", msg).tasks == record.tasks
+
+
+def test_a_message_without_op_and_agent_is_no_record() -> None:
+    assert audit.read("a commit made by hand\n") is None
+    assert audit.read("x\n\nGitclaim-Op: claim\n") is None
