@@ -1,6 +1,6 @@
 """The parts of docs/cli.md that are made from the code: the commands from the
 table of operations, the exit codes from the error catalogue, the result
-shapes. ``python -m gitclaim.docs docs/cli.md`` rewrites them in place; a
+shapes. ``python -m gitclaim.docs`` rewrites them in place (and the table of moves in docs/lifecycle.md); a
 test fails when the file and the code disagree.
 """
 
@@ -51,7 +51,19 @@ def results_list() -> str:
     return "\n".join(lines) + "\n"
 
 
-GENERATORS = {"commands": commands_table, "errors": markdown_table, "results": results_list}
+def moves_table() -> str:
+    """docs/lifecycle.md's table of legal moves, from :data:`gitclaim.rules.MOVES`."""
+    from .rules import MOVES
+
+    rows = ["| verb | from | to | who | claim | what it is for |", "| --- | --- | --- | --- | --- | --- |"]
+    for m in MOVES:
+        sources = ", ".join(sorted(s.value for s in m.sources))
+        rows.append(f"| `{m.verb}` | {sources} | {m.target.value} | {m.who.value} | {m.claim.value} | {m.doc} |")
+    return "\n".join(rows) + "\n"
+
+
+GENERATORS = {"commands": commands_table, "errors": markdown_table, "results": results_list, "moves": moves_table}
+DOCS = ("docs/cli.md", "docs/lifecycle.md")
 
 
 def render(text: str) -> str:
@@ -60,7 +72,7 @@ def render(text: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    for name in argv or ["docs/cli.md"]:
+    for name in argv or DOCS:
         path = Path(name)
         path.write_text(render(path.read_text()))
     return 0
