@@ -21,15 +21,15 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.types import CallToolResult, TextContent
 
 from gitclaim.errors import BadInput
+from gitclaim.operations import Effect, Surface, carried
 from tests.conftest import Remote, git
 
 pytestmark = pytest.mark.anyio
 
-READS = {"list", "ready", "show", "log", "stale", "board", "who", "blocked", "graph"}
-CHANGES = {
-    "init", "add", "add_many", "claim", "next", "release", "done", "handoff", "wait", "resume", "review",
-    "fail", "cancel", "reopen", "reset", "retry", "edit", "heartbeat", "reap",
-}  # fmt: skip
+READS = {op.name for op in carried(Surface.MCP) if op.effect is Effect.READ}
+CHANGES = {op.name for op in carried(Surface.MCP) if op.effect is not Effect.READ}
+assert {"list", "ready", "show", "log", "stale", "board", "who", "blocked", "graph"} <= READS
+assert {"claim", "next", "done", "add_many", "edit", "heartbeat", "reap"} <= CHANGES
 
 
 @pytest.fixture
