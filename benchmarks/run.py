@@ -1,8 +1,9 @@
-"""Run gitclaim's benchmarks: ``python benchmarks/run.py [--quick] [--only a,b,c]``.
+"""Run gitclaim's benchmarks: ``python benchmarks/run.py [--quick] [--only a,b,c,d]``.
 
 a  whole-process `gitclaim claim` vs a git-CLI script (path remote, git daemon)
 b  8 agent processes running next+done vs 1 agent: throughput ratio, retries
 c  claim latency at 100 / 10,000 / 100,000 tasks; `ready --json` cold and warm
+d  whole-process start-up: imports, `gitclaim --help`, `ready --json --offline` vs `python -c pass`
 
 Everything runs on loopback and in one temporary folder, removed at the end
 (``--keep`` keeps it); every child process (git daemon, agents) is stopped.
@@ -24,7 +25,7 @@ from types import FrameType
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-BENCHES = {"a": "claim: gitclaim vs git CLI", "b": "8 agents vs 1", "c": "store size"}
+BENCHES = {"a": "claim: gitclaim vs git CLI", "b": "8 agents vs 1", "c": "store size", "d": "start-up"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -34,7 +35,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--quick", action="store_true", help="a fast smoke run (about a minute): fewer samples, smaller stores"
     )
-    p.add_argument("--only", default="a,b,c", help="comma-separated benchmarks to run: a, b, c (default: all)")
+    p.add_argument("--only", default="a,b,c,d", help="comma-separated benchmarks to run: a, b, c, d (default: all)")
     p.add_argument("--transports", default="path,daemon", help="path, daemon or both (default: path,daemon)")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder and print its path")
     p.add_argument(
@@ -63,6 +64,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     g.add_argument(
         "--ready-runs", type=int, default=0, help="`ready --json` runs, cold and warm each (default 3; quick 1)"
     )
+    g = p.add_argument_group("(d) start-up")
+    g.add_argument("--runs-d", type=int, default=0, help="runs per command (default 15; quick 5)")
     a = p.parse_args(argv)
     a.only = [x.strip() for x in a.only.split(",") if x.strip()]
     unknown = set(a.only) - set(BENCHES)
@@ -93,9 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         import bench_agents
         import bench_cli_claim
         import bench_scale
+        import bench_startup
         import pygit2
 
-        modules = {"a": bench_cli_claim, "b": bench_agents, "c": bench_scale}
+        modules = {"a": bench_cli_claim, "b": bench_agents, "c": bench_scale, "d": bench_startup}
         print(
             f"gitclaim benchmarks{' (quick)' if args.quick else ''}: {', '.join(args.only)}"
             f" over {', '.join(args.transports)}"
