@@ -22,7 +22,7 @@ import typer
 
 from . import envelope
 from .errors import BadInput, ExitCode, GitclaimError, Interrupted
-from .operations import BY_NAME, Operation, Param, Surface, carried, invoke
+from .operations import AGENT, Operation, Param, Surface, carried, invoke
 
 if TYPE_CHECKING:
     from .api import Store
@@ -113,14 +113,16 @@ def _print_json(obj: dict[str, Any]) -> None:
 # --- commands from the table ------------------------------------------------------
 
 
+def _info(p: Param) -> Any:
+    """typer's description of one parameter: an option with its flags, or an argument."""
+    if not p.flags:
+        return typer.Argument(metavar=p.metavar, help=p.help, show_default=False)
+    text = f"{p.help.rstrip('.')} (repeat)." if "list[" in str(p.type) else p.help
+    return typer.Option(*p.flags, help=text, metavar=p.metavar)
+
+
 def _option(p: Param) -> Any:
-    """The typer annotation of one parameter."""
-    repeat = " (repeat)" if "list[" in str(p.type) else ""
-    if p.flags:
-        info: Any = typer.Option(*p.flags, help=p.help + repeat, metavar=p.metavar)
-    else:
-        info = typer.Argument(metavar=p.metavar, help=p.help, show_default=False)
-    return Annotated[p.type, info]
+    return Annotated[p.type, _info(p)]
 
 
 def _signature(params: tuple[Param, ...]) -> inspect.Signature:
@@ -163,116 +165,108 @@ def register(
     group.command(name or op.name)(command)
 
 
-for _op in carried(Surface.CLI, generated=True):
-    register(_op)
-
-
 # --- the hand-written ones ---------------------------------------------------------
 
-_FILE = Param("file", Path | None, "Add many tasks from a TOML or JSON file, in one commit.", None, ("--file", "-f"))
-_ADD = BY_NAME["add"]
+
+def _register_add(op: Operation) -> None:
+    """``add TITLE`` as the table says, or ``add --file FILE`` for many tasks."""
+    title = replace(op.params[0], type=str | None, default=None)  # absent with --file
+    file = Param("file", Path | None, "Add many tasks from a TOML or JSON file, in one commit.", None, ("--file", "-f"))
+
+    def body(args: dict[str, Any]) -> Jsonable:
+        path = args.pop("file")
+        if path is not None:
+            if args.get("title") is not None or args.get("task_id") is not None:
+                raise BadInput("give either a TITLE or --file, not both")
+            from .batch import read_batch
+
+            return _store().add_many(read_batch(path), agent=args.get("agent"))
+        if args.get("title") is None:
+            raise BadInput("give a TITLE, or --file PATH for many tasks")
+        return invoke(_store(), op, args)
+
+    help = f"{op.summary} With --file, many tasks from a TOML or JSON file, in one commit."
+    register(replace(op, params=(title, *op.params[1:])), body, (file,), help=help)
 
 
-def _add(args: dict[str, Any]) -> Jsonable:
-    file = args.pop("file")
-    if file is not None:
-        if args.get("title") is not None or args.get("task_id") is not None:
-            raise BadInput("give either a TITLE or --file, not both")
-        from .batch import read_batch
+def _register_edit(op: Operation) -> None:
+    """``--set FIELD=VALUE``, repeated, for the table's map of changes."""
+    sets = Param("changes", list[str], "FIELD=VALUE.", flags=("--set",))
 
-        return _store().add_many(read_batch(file), agent=args.get("agent"))
-    if args.get("title") is None:
-        raise BadInput("give a TITLE, or --file PATH for many tasks")
-    return invoke(_store(), _ADD, args)
+    def body(args: dict[str, Any]) -> Jsonable:
+        changes: dict[str, str] = {}
+        for item in args["changes"]:
+            key, eq, value = item.partition("=")
+            if not eq:
+                raise BadInput(f"--set takes FIELD=VALUE, got {item!r}")
+            changes[key.strip()] = value
+        return invoke(_store(), op, {**args, "changes": changes})
 
-
-register(
-    replace(_ADD, params=(replace(_ADD.params[0], type=str | None, default=None), *_ADD.params[1:])),
-    _add,
-    (_FILE,),
-    help=f"{_ADD.summary} With --file, many tasks from a TOML or JSON file, in one commit.",
-)
+    register(replace(op, params=tuple(sets if p.name == "changes" else p for p in op.params)), body)
 
 
-def _edit(args: dict[str, Any]) -> Jsonable:
-    changes: dict[str, str] = {}
-    for item in args["changes"]:
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise BadInput(f"--set takes FIELD=VALUE, got {item!r}")
-        changes[key.strip()] = value
-    return invoke(_store(), BY_NAME["edit"], {**args, "changes": changes})
+def _register_mcp(op: Operation) -> None:
+    """``mcp`` serves JSON-RPC on stdio until the client leaves: no result, no --json."""
+
+    def mcp(agent: Annotated[str | None, _info(AGENT)] = None) -> None:
+        try:
+            from . import mcp_server
+        except ImportError:
+            raise BadInput("the MCP server needs the mcp package", hint="pip install 'gitclaim[mcp]'") from None
+        mcp_server.serve(_globals.repo, remote=_globals.remote, branch=_globals.branch, agent=agent)
+        raise _Exit(0)
+
+    app.command(help=op.help)(mcp)
 
 
-_EDIT = BY_NAME["edit"]
-_SETS = Param("changes", list[str], "FIELD=VALUE.", flags=("--set",))  # parsed by _edit
-register(replace(_EDIT, params=tuple(_SETS if p.name == "changes" else p for p in _EDIT.params)), _edit)
+def _register_hooks(op: Operation) -> None:
+    """``hooks install``: a group, for the client hook or the server's."""
+    hooks_app = typer.Typer(help=op.help, no_args_is_help=True)
+    app.add_typer(hooks_app, name="hooks")
+    server = Param(
+        "server", Path | None, "Install pre-receive into this bare repository (the shared remote).", None, ("--server",)
+    )
+
+    def body(args: dict[str, Any]) -> Jsonable:
+        from .enforce import install_client, install_server
+
+        if args["server"] is not None:
+            return install_server(args["server"], _globals.branch)
+        return install_client(_globals.repo)
+
+    help = (
+        "Install the client pre-push hook in this clone, or with --server the pre-receive hook in the shared"
+        " bare repository. An existing hook is kept and chained, never overwritten."
+    )
+    register(op, body, (server,), group=hooks_app, name="install", help=help)
 
 
-@app.command(help=BY_NAME["mcp"].help)
-def mcp(
-    agent: Annotated[
-        str | None,
-        typer.Option(
-            "--agent", "-a", help="Agent name (default: $GITCLAIM_AGENT, git config gitclaim.agent, user-host)."
-        ),
-    ] = None,
-) -> None:
-    try:
-        from . import mcp_server
-    except ImportError:
-        raise BadInput(
-            "the MCP server needs the mcp package",
-            hint="pip install 'gitclaim[mcp]'",
-        ) from None
-    mcp_server.serve(_globals.repo, remote=_globals.remote, branch=_globals.branch, agent=agent)
-    raise _Exit(0)
+def _register_demo(op: Operation) -> None:
+    params = (
+        Param("agents", int, "Agent processes to start.", 4, ("--agents",)),
+        Param("tasks", int, "Tasks to seed.", 24, ("--tasks",)),
+        Param("keep", bool, "Keep the temporary folder and print its path.", False, ("--keep",)),
+    )
+
+    def body(args: dict[str, Any]) -> Jsonable:
+        from . import demo
+
+        return demo.run(agents=args["agents"], tasks=args["tasks"], keep=args["keep"], progress=not _globals.as_json)
+
+    register(op, body, params)
 
 
-hooks_app = typer.Typer(help=BY_NAME["hooks"].help, no_args_is_help=True)
-app.add_typer(hooks_app, name="hooks")
+#: The commands the table marks hand-written for the CLI.
+CUSTOM: dict[str, Callable[[Operation], None]] = {
+    "add": _register_add,
+    "edit": _register_edit,
+    "mcp": _register_mcp,
+    "hooks": _register_hooks,
+    "demo": _register_demo,
+}
 
-_SERVER = Param(
-    "server",
-    Path | None,
-    "Install pre-receive into this bare repository (the shared remote).",
-    None,
-    ("--server",),
-)
-
-
-def _hooks_install(args: dict[str, Any]) -> Jsonable:
-    from .enforce import install_client, install_server
-
-    if args["server"] is not None:
-        return install_server(args["server"], _globals.branch)
-    return install_client(_globals.repo)
-
-
-register(
-    BY_NAME["hooks"],
-    _hooks_install,
-    (_SERVER,),
-    group=hooks_app,
-    name="install",
-    help="Install the client pre-push hook in this clone, or with --server the pre-receive hook in the shared"
-    " bare repository. An existing hook is kept and chained, never overwritten.",
-)
-
-_DEMO = (
-    Param("agents", int, "Agent processes to start.", 4, ("--agents",)),
-    Param("tasks", int, "Tasks to seed.", 24, ("--tasks",)),
-    Param("keep", bool, "Keep the temporary folder and print its path.", False, ("--keep",)),
-)
-
-
-def _demo(args: dict[str, Any]) -> Jsonable:
-    from . import demo as demo_mod
-
-    return demo_mod.run(agents=args["agents"], tasks=args["tasks"], keep=args["keep"], progress=not _globals.as_json)
-
-
-register(BY_NAME["demo"], _demo, _DEMO)
+for _op in carried(Surface.CLI):  # in the table's order, which --help keeps
+    CUSTOM.get(_op.name, register)(_op)
 
 
 # --- entry point ---------------------------------------------------------------

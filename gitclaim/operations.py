@@ -310,7 +310,10 @@ OPERATIONS: tuple[Operation, ...] = (
         commits=False,
     ),
     _view(
-        "stale", "Claims whose lease expired (and, given silent-after, whose holder went quiet).", "stale", SILENT_AFTER
+        "stale",
+        "Claims whose lease expired (and, with --silent-after, whose holder went quiet).",
+        "stale",
+        SILENT_AFTER,
     ),
     Operation(
         "reap",
