@@ -34,6 +34,7 @@ from .errors import PushRejected
 from .gitrepo import Repo, Transport, require
 from .identity import AGENT_ENV, agent_email, resolve_agent
 from .ids import validate_agent
+from .refnames import validate_branch, validate_remote
 from .model import utc
 from .ops import add as add_ops
 from .ops import bootstrap, leases, queries, verbs
@@ -83,8 +84,9 @@ class Store:
 
     def __post_init__(self) -> None:
         self.repo = Repo(self.path)
-        self.remote = self.remote or self.repo.config_get("gitclaim.remote") or DEFAULT_REMOTE
-        self.branch = self.branch or self.repo.config_get("gitclaim.branch") or DEFAULT_BRANCH
+        # Both become parts of refs, here and on the remote: refuse what git would before anything is written.
+        self.remote = validate_remote(self.remote or self.repo.config_get("gitclaim.remote") or DEFAULT_REMOTE)
+        self.branch = validate_branch(self.branch or self.repo.config_get("gitclaim.branch") or DEFAULT_BRANCH)
         if self.agent is not None:
             validate_agent(self.agent)
         self._transport: Transport | None = None

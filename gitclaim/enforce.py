@@ -184,7 +184,9 @@ def install_server(path: str | os.PathLike[str], branch: str | None = None) -> I
     if Path(repo.repo.path).resolve() != Path(path).resolve() or not repo.repo.is_bare:
         raise BadInput(f"{path} is not a bare repository", hint="give the path of the shared remote", path=str(path))
     if branch:
-        repo.config_set("gitclaim.branch", branch)
+        from .refnames import validate_branch
+
+        repo.config_set("gitclaim.branch", validate_branch(branch))
     return install(hooks_dir(repo), "pre-receive")
 
 

@@ -49,7 +49,13 @@ def is_valid_id(task_id: object) -> bool:
 
 
 def validate_agent(name: object) -> str:
-    """Return ``name`` if it is a legal agent name; raise :class:`BadInput`."""
+    """Return ``name`` if it is a legal agent name; raise :class:`BadInput`.
+
+    An agent name is part of a ref (``refs/gitclaim/alive/<agent>``), so it
+    also obeys every rule of ``git check-ref-format``.
+    """
+    from .refnames import refname_problem
+
     if not isinstance(name, str) or not _AGENT_RE.fullmatch(name):
         raise BadInput(
             f"illegal agent name {name!r}: use 1-{AGENT_MAX} characters of A-Z, a-z, 0-9,"
@@ -57,12 +63,16 @@ def validate_agent(name: object) -> str:
             " letter or digit",
             agent=repr(name),
         )
+    why = refname_problem(f"refs/gitclaim/alive/{name}")
+    if why is not None:
+        raise BadInput(f"illegal agent name {name!r}: {why}, which git refuses in a ref name", agent=name)
     return name
 
 
 def slugify_agent(raw: str) -> str:
     """Turn an arbitrary string (a user or host name) into a legal agent name."""
-    s = re.sub(r"[^A-Za-z0-9._+-]+", "-", raw).lstrip("-.+_")[:AGENT_MAX].rstrip("-.+")
+    s = re.sub(r"[^A-Za-z0-9._+-]+", "-", raw)
+    s = re.sub(r"\.{2,}", ".", s).replace(".lock", "-lock").lstrip("-.+_")[:AGENT_MAX].rstrip("-.+")
     return s if _AGENT_RE.fullmatch(s) else "agent"
 
 
