@@ -34,12 +34,12 @@ from .errors import PushRejected
 from .gitrepo import Repo, Transport, require
 from .identity import AGENT_ENV, agent_email, resolve_agent
 from .ids import validate_agent
-from .refnames import validate_branch, validate_remote
 from .model import utc
 from .ops import add as add_ops
 from .ops import bootstrap, leases, queries, verbs
 from .ops import claim as claim_ops
 from .ops import edit as edit_ops
+from .refnames import validate_branch, validate_remote
 from .results import (
     AddResult,
     HeartbeatResult,

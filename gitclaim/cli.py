@@ -273,6 +273,15 @@ for _op in carried(Surface.CLI):  # in the table's order, which --help keeps
 
 
 def main(argv: list[str] | None = None) -> int:
+    code = _main(argv)
+    try:
+        sys.stdout.flush()  # inside the handler: what a closed pipe refuses is refused here
+    except BrokenPipeError:
+        return _pipe_closed()
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in args
     _globals.progress = not as_json and sys.stderr.isatty()
@@ -287,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         return e.code
     except GitclaimError as e:  # raised outside _run (e.g. while opening the repository)
         return _report(command, as_json, e)
+    except BrokenPipeError:
+        return _pipe_closed()
     except KeyboardInterrupt:
         import signal
 
@@ -300,6 +311,14 @@ def main(argv: list[str] | None = None) -> int:
         hint = "this is a bug in gitclaim; rerun with GITCLAIM_DEBUG=1 for a traceback and report it"
         return _report(command, as_json, envelope.internal(e, hint))
     return 0
+
+
+def _pipe_closed() -> int:
+    """The reader of our output closed it (``gitclaim log | head``): stop quietly,
+    as git does, with the status of a process ended by SIGPIPE."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush must not fail again
+    return int(ExitCode.PIPE_CLOSED)
 
 
 def _report(command: str, as_json: bool, e: GitclaimError) -> int:

@@ -34,6 +34,7 @@ class ExitCode(IntEnum):
     AUTH_FAILED = 17
     UNTRUSTED_REMOTE = 18
     INTERRUPTED = 130  # SIGINT (Ctrl-C), by the shell's convention 128 + 2
+    PIPE_CLOSED = 141  # the reader closed our output: 128 + SIGPIPE, as git exits
 
 
 class GitclaimError(Exception):
@@ -280,4 +281,6 @@ def markdown_table() -> str:
     """The exit-code table of docs/cli.md."""
     rows = ["| exit | code | meaning |", "| --- | --- | --- |", "| 0 | | success |"]
     rows += [f"| {int(c.exit_code)} | `{c.code}` | {c.meaning} |" for c in catalogue()]
+    closed = "the reader closed the output early (`gitclaim log \\| head`): no message, as git does"
+    rows.append(f"| {int(ExitCode.PIPE_CLOSED)} | | {closed} |")
     return "\n".join(rows) + "\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -32,8 +33,16 @@ if TYPE_CHECKING:
     )
     from .views import BlockedView, Board, Graph, Who
 
-out = Console(highlight=False, soft_wrap=False)
-err = Console(stderr=True, highlight=False)
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # rich would exit 1, the status of a bug; the CLI's handler stops quietly instead
+        raise BrokenPipeError
+
+
+# Piped output is never cut to a terminal's width: a view must not cut the value it shows.
+out = _Console(highlight=False, emoji=False, soft_wrap=False, width=None if sys.stdout.isatty() else 100_000)
+err = _Console(stderr=True, highlight=False, emoji=False)
 
 _STATE_STYLE = {
     "todo": "cyan",
@@ -49,7 +58,8 @@ _STATE_STYLE = {
 
 
 def _state(s: str) -> str:
-    return f"[{_STATE_STYLE.get(s, 'white')}]{s}[/]"
+    # a state read from a hand-made commit's trailers may be any text
+    return f"[{_STATE_STYLE.get(s, 'white')}]{escape(s)}[/]"
 
 
 def _short(commit: str | None) -> str:
@@ -124,7 +134,7 @@ def reaped(r: ReapResult) -> None:
 def _table(tasks: tuple[Task, ...] | list[Task]) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold")
     for col in ("ID", "STATE", "P", "HOLDER", "DEPENDS", "TITLE"):
-        table.add_column(col, overflow="fold" if col == "TITLE" else "ellipsis", no_wrap=col != "TITLE")
+        table.add_column(col, overflow="fold")
     for t in tasks:
         table.add_row(
             t.id,
@@ -155,7 +165,7 @@ def task_view(v: TaskView) -> None:
         ("holder", f"{escape(t.claim.holder)} since {_iso(t.claim.claimed_at)}" if t.claim else "-"),
         ("lease", f"{t.claim.lease_seconds}s, renewed by heartbeats" if t.claim and t.claim.lease_seconds else "-"),
         ("depends on", ", ".join(t.depends_on) or "-"),
-        ("tags", ", ".join(t.tags) or "-"),
+        ("tags", escape(", ".join(t.tags)) or "-"),
         ("created", f"{_iso(t.created_at) or '?'} by {escape(t.created_by or '?')}"),
     ]
     if t.waiting_for:
@@ -232,7 +242,7 @@ def who(w: Who) -> None:
         return
     table = Table(box=None, pad_edge=False, header_style="bold")
     for col in ("HOLDER", "TASK", "STATE", "SINCE", "LEASE", "LAST SEEN"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for h in w.holdings:
         lease = {
             "none": "-",
