@@ -244,11 +244,11 @@ class Store:
         """
         return add_ops.add_many(self, entries, agent)
 
-    def claim(self, task_id: str, *, agent: str | None = None, ttl: int | None = None) -> OpResult:
+    def claim(self, task_id: str, *, agent: str | None = None, ttl: int | str | None = None) -> OpResult:
         """Claim one task for the agent: one commit, pushed with compare-and-swap.
 
-        ``ttl`` gives the claim a lease of that many seconds (0: none; default:
-        the store's ``defaults.lease_seconds``). A task whose lease expired is
+        ``ttl`` gives the claim a lease: seconds, or text such as ``90s``, ``15m``,
+        ``2h`` (0: none; default: the store's ``defaults.lease_seconds``). A task whose lease expired is
         taken over, and the commit names the previous holder. A re-claim by the
         holder succeeds and changes nothing. Raises :class:`LostRace` (held by
         another; details name holder, time and commit), :class:`NotClaimable`,
@@ -257,7 +257,7 @@ class Store:
         """
         return claim_ops.claim(self, task_id, agent, ttl)
 
-    def next(self, *, agent: str | None = None, ttl: int | None = None) -> OpResult:
+    def next(self, *, agent: str | None = None, ttl: int | str | None = None) -> OpResult:
         """Claim the best ready task (or one whose lease expired); having lost a
         race, go on to another. Raises :class:`NothingReady` and what
         :meth:`claim` raises.
@@ -336,12 +336,12 @@ class Store:
         """
         return leases.heartbeat(self, agent)
 
-    def stale(self, *, silent_after: int | None = None, offline: bool = False) -> StaleReport:
+    def stale(self, *, silent_after: int | str | None = None, offline: bool = False) -> StaleReport:
         """Claims whose lease expired, and (with ``silent_after`` seconds) claims
         whose holder has not been heard from for that long."""
         return leases.stale(self, silent_after, offline)
 
-    def reap(self, *, silent_after: int | None = None, agent: str | None = None) -> ReapResult:
+    def reap(self, *, silent_after: int | str | None = None, agent: str | None = None) -> ReapResult:
         """Return every expired (or, with ``silent_after``, silent) claim to the
         queue in one commit that records whom each was taken from."""
         return leases.reap(self, silent_after, agent)

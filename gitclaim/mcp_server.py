@@ -140,7 +140,8 @@ _CUSTOM: dict[tuple[str, str], _Custom] = {
 def _annotation(op: Operation, p: Param) -> Any:
     custom = _CUSTOM.get((op.name, p.name))
     field = {"description": p.mcp_help or p.help, **(custom.field if custom else {})}
-    return Annotated[custom.type if custom else p.type, Field(**field)]
+    kind = custom.type if custom else (p.mcp_type or p.type)
+    return Annotated[kind, Field(**field)]
 
 
 def _signature(op: Operation) -> inspect.Signature:

@@ -17,7 +17,7 @@ from typing import Any
 
 import tomli_w
 
-from .errors import SchemaTooNew, StoreCorrupt
+from .errors import BadInput, SchemaTooNew, StoreCorrupt
 from .ids import is_valid_id, validate_agent
 
 SCHEMA = 1
@@ -401,10 +401,20 @@ def _has_cr(value: Any) -> bool:
 
 
 def dump_task(task: Task) -> bytes:
+    """The task's file. Raises :class:`BadInput` for a task larger than any
+    reader (this one, the hooks, the validator) would accept."""
     doc = task_to_doc(task)
     # A raw CR inside a multi-line string reads back as a plain newline, so
     # text holding one is written as an escaped single-line string instead.
-    return tomli_w.dumps(doc, multiline_strings=not _has_cr(doc)).encode("utf-8")
+    data = tomli_w.dumps(doc, multiline_strings=not _has_cr(doc)).encode("utf-8")
+    if len(data) > MAX_FILE_BYTES:
+        raise BadInput(
+            f"task {task.id} would be {len(data)} bytes, larger than the {MAX_FILE_BYTES >> 20} MiB"
+            " a gitclaim file may be: keep long text elsewhere and link to it",
+            task=task.id,
+            bytes=len(data),
+        )
+    return data
 
 
 def dump_store_config(cfg: StoreConfig) -> bytes:

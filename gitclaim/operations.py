@@ -58,6 +58,7 @@ class Param:
     metavar: str | None = None
     mcp_help: str | None = None  # where the MCP wording must differ (the agent's default)
     wire: str | None = None  # the MCP argument's name, where the keyword would read oddly
+    mcp_type: Any = None  # the MCP argument's type, where JSON allows more than the command line
 
     @property
     def required(self) -> bool:
@@ -113,19 +114,21 @@ AGENT = Param(
 OFFLINE = Param("offline", bool, "Read the clone's local copy; do not fetch first.", False, ("--offline",))
 TTL = Param(
     "ttl",
-    int | None,
-    "Lease in seconds; renew it with heartbeat (0: no lease; default: the store's).",
+    str | None,
+    "Lease: 90, 90s, 15m, 2h or 1d (0: no lease; default: the store's); renew it with heartbeat.",
     None,
     ("--ttl",),
-    "SECONDS",
+    "DURATION",
+    mcp_type=int | str | None,
 )
 SILENT_AFTER = Param(
     "silent_after",
-    int | None,
-    "Also count claims whose holder has not sent a heartbeat for this many seconds.",
+    str | None,
+    "Also count claims whose holder has sent no heartbeat for this long: 90, 90s, 15m, 2h or 1d.",
     None,
     ("--silent-after",),
-    "SECONDS",
+    "DURATION",
+    mcp_type=int | str | None,
 )
 
 _CLAIM_ERRORS = (E.NotFound, E.LostRace, E.NotClaimable, E.Blocked)

@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from .. import audit, rules
+from .. import audit, rules, units
 from ..cas import NoWrite, Write
-from ..errors import BadInput, LostRace, NothingReady
+from ..errors import LostRace, NothingReady
 from ..ids import task_path, validate_id
 from ..model import State, Task, _iso, dump_task, utc
 from ..results import OpResult, with_commit
@@ -19,33 +19,32 @@ if TYPE_CHECKING:
     from ..snapshot import Snapshot
 
 NEXT_SPREAD = 8  # after a lost race, `next` picks among this many best candidates
-MAX_TTL = 366 * 86400
 
 Decide = Callable[["Snapshot", int], "Write[OpResult] | NoWrite[OpResult]"]
 
 
-def check_ttl(ttl: int | None) -> None:
-    if ttl is not None and (ttl < 0 or ttl > MAX_TTL):
-        raise BadInput(f"--ttl must be 0 (no lease) to {MAX_TTL} seconds, got {ttl}", ttl=ttl)
+def lease(ttl: int | str | None) -> int | None:
+    """The lease a claim asks for, in seconds (0: none; None: the store's)."""
+    return None if ttl is None else units.seconds(ttl, "--ttl", allow_zero=True)
 
 
-def claim(store: Store, task_id: str, agent: str | None, ttl: int | None) -> OpResult:
+def claim(store: Store, task_id: str, agent: str | None, ttl: int | str | None) -> OpResult:
     """Claim one task; see :meth:`gitclaim.api.Store.claim`."""
     who = store.whoami(agent)
     validate_id(task_id)
-    check_ttl(ttl)
+    seconds = lease(ttl)
 
     def decide(snap: Snapshot, attempt: int) -> Write[OpResult] | NoWrite[OpResult]:
-        return _decision(store, snap, snap.require(task_id), who, "claim", ttl)
+        return _decision(store, snap, snap.require(task_id), who, "claim", seconds)
 
     # Only `claim ID` builds optimistically on the last tip this clone saw.
     return _run(store, who, decide, optimistic=True)
 
 
-def next_task(store: Store, agent: str | None, ttl: int | None) -> OpResult:
+def next_task(store: Store, agent: str | None, ttl: int | str | None) -> OpResult:
     """Claim the best ready task; see :meth:`gitclaim.api.Store.next`."""
     who = store.whoami(agent)
-    check_ttl(ttl)
+    seconds = lease(ttl)
 
     def decide(snap: Snapshot, attempt: int) -> Write[OpResult] | NoWrite[OpResult]:
         tasks, _problems = snap.scan()
@@ -62,7 +61,7 @@ def next_task(store: Store, agent: str | None, ttl: int | None) -> OpResult:
         # First try the best task; once we lost a race, spread out among
         # the best few so that racing agents stop colliding on one task.
         pick = cands[0] if attempt == 0 else store.rng.choice(cands[:NEXT_SPREAD])
-        return _decision(store, snap, pick, who, "next", ttl, seen)
+        return _decision(store, snap, pick, who, "next", seconds, seen)
 
     return _run(store, who, decide)
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from .. import audit, rules
+from .. import audit, rules, units
 from ..cas import NoWrite, Write
 from ..identity import agent_email
 from ..ids import task_path
@@ -39,22 +39,33 @@ def beat(store: Store, who: str) -> datetime:
     return now
 
 
-def stale(store: Store, silent_after: int | None, offline: bool) -> StaleReport:
+def silence(silent_after: int | str | None, *, allow_zero: bool) -> int | None:
+    """How long a holder must have been quiet to count. ``stale`` takes 0 (list
+    every claim with its last heartbeat); ``reap`` does not (it would return
+    claims whose holders beat a moment ago)."""
+    if silent_after is None:
+        return None
+    return units.seconds(silent_after, "--silent-after", allow_zero=allow_zero)
+
+
+def stale(store: Store, silent_after: int | str | None, offline: bool) -> StaleReport:
     """Expired (and silent) claims; see :meth:`gitclaim.api.Store.stale`."""
+    quiet = silence(silent_after, allow_zero=True)
     tip = store._tip(offline)
     tasks, _ = store.snapshot(tip).scan()
     now = utc(store.clock())
     seen = store.transport.fetch_alive()
-    return StaleReport(tuple(stale_claims(tasks, now, seen, silent_after)), tip, now)
+    return StaleReport(tuple(stale_claims(tasks, now, seen, quiet)), tip, now)
 
 
-def reap(store: Store, silent_after: int | None, agent: str | None) -> ReapResult:
+def reap(store: Store, silent_after: int | str | None, agent: str | None) -> ReapResult:
     """Return stale claims to the queue in one commit; see :meth:`gitclaim.api.Store.reap`."""
     who = store.whoami(agent)
+    quiet = silence(silent_after, allow_zero=False)
 
     def decide(snap: Snapshot, attempt: int) -> Write[tuple[StaleClaim, ...]] | NoWrite[tuple[StaleClaim, ...]]:
         tasks, _ = snap.scan()
-        found = stale_claims(tasks, utc(store.clock()), store.transport.fetch_alive(), silent_after)
+        found = stale_claims(tasks, utc(store.clock()), store.transport.fetch_alive(), quiet)
         if not found:
             return NoWrite(())
         files = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from .. import rules, views
+from .. import rules, units, views
 from ..errors import BadInput
 from ..ids import validate_id
 from ..model import STATES, sort_key_ready, utc
@@ -90,6 +90,8 @@ def graph(store: Store, fmt: str, offline: bool) -> views.Graph:
 def log(store: Store, task_id: str | None, limit: int | None, offline: bool) -> History:
     if task_id is not None:
         validate_id(task_id)
+    if limit is not None:
+        units.count(limit, "--limit")
     tip = store._tip(offline)
     entries = []
     for e in history.entries(store, tip, None):
