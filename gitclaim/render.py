@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 from rich.table import Table
 
@@ -39,9 +38,20 @@ class _Console(Console):
         # rich would exit 1, the status of a bug; the CLI's handler stops quietly instead
         raise BrokenPipeError
 
+    def _size(self) -> ConsoleDimensions:
+        # Output that goes to a file or a pipe is not cut or wrapped to a terminal's
+        # width (rich asks stdin's and stderr's terminal too), unless COLUMNS says so:
+        # a view must not cut the value it exists to show.
+        size = Console.size.fget(self)  # type: ignore[attr-defined]
+        if self._width is None and not self.is_terminal and "COLUMNS" not in self._environ:
+            return ConsoleDimensions(_UNBOUNDED, size.height)
+        return size  # type: ignore[no-any-return]
 
-# Piped output is never cut to a terminal's width: a view must not cut the value it shows.
-out = _Console(highlight=False, emoji=False, soft_wrap=False, width=None if sys.stdout.isatty() else 100_000)
+    size = property(_size, Console.size.fset)  # type: ignore[attr-defined]
+
+
+_UNBOUNDED = 100_000
+out = _Console(highlight=False, emoji=False, soft_wrap=False)
 err = _Console(stderr=True, highlight=False, emoji=False)
 
 _STATE_STYLE = {

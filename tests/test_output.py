@@ -3,10 +3,11 @@ closed pipe is not a bug, and no view cuts the value it exists to show."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -87,7 +88,7 @@ def test_a_closed_pipe_is_not_a_bug(nasty: Path) -> None:
             executable="/bin/bash",
             capture_output=True,
             text=True,
-            env={"PYTHONUNBUFFERED": "1", **__import__("os").environ},
+            env={"PYTHONUNBUFFERED": "1", **os.environ},
         )
         assert p.returncode in (0, 141), (args, p.returncode, p.stderr)
         assert "Traceback" not in p.stderr and "error" not in p.stderr.lower(), p.stderr
@@ -106,10 +107,14 @@ def test_no_view_cuts_what_it_shows_when_piped(path_remote: Remote, store_factor
         (["who"], ["2026-03-01T09:00:00Z", "2026-03-01T10:00:00Z", "an-agent-with-a-rather-long-name-indeed"]),
         (["list"], [title.strip(), "a-task-id-that-is-itself-quite-long-too"]),
     ):
+        env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}  # as a shell exports them
         p = subprocess.run(
-            [sys.executable, "-m", "gitclaim", "-C", str(where), *args], capture_output=True, text=True, check=True
+            [sys.executable, "-m", "gitclaim", "-C", str(where), *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
         )
         flat = " ".join(p.stdout.split())
         for w in wanted:
             assert " ".join(w.split()) in flat, (args, w, p.stdout)
-    _ = timedelta
