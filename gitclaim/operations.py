@@ -396,21 +396,28 @@ TASK = (
     " claim: {holder, claimed_at, lease_seconds} or null, waiting_for, fail_reason, extra}"
 )
 ENTRY = "{commit, time, author, subject, op, agent, tasks, from, to, trailers}"
-STALE_CLAIM = "{task, state, holder, claimed_at, lease_expires, last_seen, reason}"
+STALE_CLAIM = "{task, holder, claimed_at, lease_expires, last_seen, reason}"
+PROBLEM = "{path, message, code}: a file on the branch that could not be read, and was skipped"
 
 RESULTS: dict[str, tuple[str, tuple[str, ...]]] = {  # the shape, and the terms it uses
     "init": ("{remote, branch, commit, created}", ()),
     "added": ("{tasks: [task], commit, retries}", ("task",)),
     "op": ("{op, task, from, to, commit, changed, retries, previous_holder, also: [task]}", ("task",)),
-    "listing": ("{tasks: [task], problems: [{path, message, code}], commit}", ("task",)),
+    "listing": ("{tasks: [task], problems: [problem], commit}", ("task", "problem")),
     "task_view": ("{task, path, blockers: [{id, state}], history: [entry], commit}", ("task", "entry")),
     "heartbeat": ("{agent, at, holding: [task id]}", ()),
-    "stale": ("{claims: [stale claim], commit, now}", ("stale claim",)),
-    "reaped": ("{reaped: [stale claim], commit, retries}", ("stale claim",)),
-    "board": ("{columns: {state: [task]}, commit}", ("task",)),
-    "who": ("{holdings: [{task, title, state, holder, since, lease_expires, last_seen, lease}], commit, now}", ()),
-    "blocked": ("{tasks: [{task, title, state, blockers: [{id, state}], waiting_for}], commit}", ()),
-    "graph": ("{format, text, commit}", ()),
+    "stale": ("{claims: [stale claim], problems: [problem], commit, now}", ("stale claim", "task", "problem")),
+    "reaped": ("{reaped: [stale claim], commit, retries}", ("stale claim", "task")),
+    "board": ("{columns: {state: [task]}, problems: [problem], commit}", ("task", "problem")),
+    "who": (
+        "{holdings: [{task, holder, claimed_at, lease_expires, last_seen, lease}], problems: [problem], commit, now}",
+        ("task", "problem"),
+    ),
+    "blocked": (
+        "{tasks: [{task, blockers: [{id, state}], waiting_for}], problems: [problem], commit}",
+        ("task", "problem"),
+    ),
+    "graph": ("{format, text, problems: [problem], commit}", ("problem",)),
     "history": ("{entries: [entry], commit}", ("entry",)),
     "installed": ("{path, updated, chained}", ()),
     "demo": (
@@ -418,7 +425,7 @@ RESULTS: dict[str, tuple[str, tuple[str, ...]]] = {  # the shape, and the terms 
         (),
     ),
 }
-TERMS: dict[str, str] = {"task": TASK, "entry": ENTRY, "stale claim": STALE_CLAIM}
+TERMS: dict[str, str] = {"task": TASK, "entry": ENTRY, "stale claim": STALE_CLAIM, "problem": PROBLEM}
 
 
 def result_text(op: Operation) -> str:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         StaleReport,
         TaskView,
     )
+    from .snapshot import Problem
     from .views import BlockedView, Board, Graph, Who
 
 
@@ -119,6 +120,7 @@ def heartbeat(r: HeartbeatResult) -> None:
 
 
 def stale(r: StaleReport) -> None:
+    _skipped(r.problems)
     if not r.claims:
         out.print("[dim]no stale claims[/]")
     for c in r.claims:
@@ -162,7 +164,12 @@ def listing(r: Listing) -> None:
         out.print(_table(r.tasks))
     else:
         out.print("[dim]no tasks[/]")
-    for p in r.problems:
+    _skipped(r.problems)
+
+
+def _skipped(problems: tuple[Problem, ...]) -> None:
+    """Every view says which files it could not read, on stderr."""
+    for p in problems:
         err.print(f"[yellow]warning[/]: skipped {escape(p.message)}")
 
 
@@ -232,6 +239,7 @@ def installed(r: Installed) -> None:
 
 
 def board(b: Board) -> None:
+    _skipped(b.problems)
     from rich.columns import Columns
     from rich.panel import Panel
 
@@ -247,11 +255,12 @@ def board(b: Board) -> None:
 
 
 def who(w: Who) -> None:
+    _skipped(w.problems)
     if not w.holdings:
         out.print("[dim]nobody holds anything[/]")
         return
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for col in ("HOLDER", "TASK", "STATE", "SINCE", "LEASE", "LAST SEEN"):
+    for col in ("HOLDER", "TASK", "STATE", "CLAIMED AT", "LEASE", "LAST SEEN"):
         table.add_column(col, overflow="fold")
     for h in w.holdings:
         lease = {
@@ -260,13 +269,14 @@ def who(w: Who) -> None:
             "expired": f"[red]expired {_iso(h.lease_expires)}[/]",
         }
         table.add_row(
-            escape(h.holder), h.task.id, _state(h.task.state.value), _iso(h.since) or "", lease[h.lease],
+            escape(h.holder), h.task.id, _state(h.task.state.value), _iso(h.claimed_at) or "", lease[h.lease],
             _iso(h.last_seen) or "never",
         )  # fmt: skip
     out.print(table)
 
 
 def blocked(v: BlockedView) -> None:
+    _skipped(v.problems)
     if not v.tasks:
         out.print("[dim]nothing is blocked[/]")
     for b in v.tasks:
@@ -277,6 +287,7 @@ def blocked(v: BlockedView) -> None:
 
 
 def graph(g: Graph) -> None:
+    _skipped(g.problems)
     import sys
 
     sys.stdout.write(g.text)

@@ -84,8 +84,7 @@ class StaleClaim:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "task": self.task.id,
-            "state": self.task.state.value,
+            "task": self.task.to_json(),
             "holder": self.holder,
             "claimed_at": _iso(self.claimed_at),
             "lease_expires": _iso(self.lease_expires),
@@ -99,9 +98,15 @@ class StaleReport:
     claims: tuple[StaleClaim, ...]
     commit: str
     now: datetime
+    problems: tuple[Problem, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"claims": [c.to_json() for c in self.claims], "commit": self.commit, "now": _iso(self.now)}
+        return {
+            "claims": [c.to_json() for c in self.claims],
+            "problems": [p.to_json() for p in self.problems],
+            "commit": self.commit,
+            "now": _iso(self.now),
+        }
 
 
 @dataclass(frozen=True)

@@ -8,44 +8,58 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .model import STATES, State, Task, _iso, sort_key_ready
 from .rules import blockers, lease_expiry
+
+if TYPE_CHECKING:
+    from .snapshot import Problem
+
+# Every view names a task the same way, as the whole task object under "task"
+# (or "tasks"), and says which files it could not read under "problems", as
+# list and ready do.
+
+
+def _problems(problems: Sequence[Problem]) -> list[dict[str, str]]:
+    return [p.to_json() for p in problems]
 
 
 @dataclass(frozen=True)
 class Board:
     columns: Mapping[str, tuple[Task, ...]]  # every state, in lifecycle order
     commit: str
+    problems: tuple[Problem, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"columns": {s: [t.to_json() for t in ts] for s, ts in self.columns.items()}, "commit": self.commit}
+        return {
+            "columns": {s: [t.to_json() for t in ts] for s, ts in self.columns.items()},
+            "problems": _problems(self.problems),
+            "commit": self.commit,
+        }
 
 
-def board(tasks: Iterable[Task], commit: str) -> Board:
+def board(tasks: Iterable[Task], commit: str, problems: Sequence[Problem] = ()) -> Board:
     cols: dict[str, list[Task]] = {s: [] for s in STATES}
     for t in tasks:
         cols[t.state.value].append(t)
-    return Board({s: tuple(sorted(ts, key=sort_key_ready)) for s, ts in cols.items()}, commit)
+    return Board({s: tuple(sorted(ts, key=sort_key_ready)) for s, ts in cols.items()}, commit, tuple(problems))
 
 
 @dataclass(frozen=True)
 class Holding:
     task: Task
     holder: str
-    since: datetime
+    claimed_at: datetime
     lease_expires: datetime | None
     last_seen: datetime | None
     lease: str  # "none", "live" or "expired"
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "task": self.task.id,
-            "title": self.task.title,
-            "state": self.task.state.value,
+            "task": self.task.to_json(),
             "holder": self.holder,
-            "since": _iso(self.since),
+            "claimed_at": _iso(self.claimed_at),
             "lease_expires": _iso(self.lease_expires),
             "last_seen": _iso(self.last_seen),
             "lease": self.lease,
@@ -57,12 +71,20 @@ class Who:
     holdings: tuple[Holding, ...]
     commit: str
     now: datetime
+    problems: tuple[Problem, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"holdings": [h.to_json() for h in self.holdings], "commit": self.commit, "now": _iso(self.now)}
+        return {
+            "holdings": [h.to_json() for h in self.holdings],
+            "problems": _problems(self.problems),
+            "commit": self.commit,
+            "now": _iso(self.now),
+        }
 
 
-def who(tasks: Iterable[Task], commit: str, now: datetime, seen: Mapping[str, datetime]) -> Who:
+def who(
+    tasks: Iterable[Task], commit: str, now: datetime, seen: Mapping[str, datetime], problems: Sequence[Problem] = ()
+) -> Who:
     out = []
     for t in tasks:
         if t.claim is None or t.state not in (State.ACTIVE, State.WAITING, State.REVIEW):
@@ -71,8 +93,8 @@ def who(tasks: Iterable[Task], commit: str, now: datetime, seen: Mapping[str, da
         expiry = lease_expiry(t.claim, last)
         status = "none" if expiry is None else ("expired" if now >= expiry else "live")
         out.append(Holding(t, t.claim.holder, t.claim.claimed_at, expiry, last, status))
-    out.sort(key=lambda h: (h.holder, h.since, h.task.id))
-    return Who(tuple(out), commit, now)
+    out.sort(key=lambda h: (h.holder, h.claimed_at, h.task.id))
+    return Who(tuple(out), commit, now, tuple(problems))
 
 
 @dataclass(frozen=True)
@@ -82,25 +104,20 @@ class BlockedTask:
     waiting_for: str | None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "task": self.task.id,
-            "title": self.task.title,
-            "state": self.task.state.value,
-            "blockers": list(self.blockers),
-            "waiting_for": self.waiting_for,
-        }
+        return {"task": self.task.to_json(), "blockers": list(self.blockers), "waiting_for": self.waiting_for}
 
 
 @dataclass(frozen=True)
 class BlockedView:
     tasks: tuple[BlockedTask, ...]
     commit: str
+    problems: tuple[Problem, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"tasks": [b.to_json() for b in self.tasks], "commit": self.commit}
+        return {"tasks": [b.to_json() for b in self.tasks], "problems": _problems(self.problems), "commit": self.commit}
 
 
-def blocked(tasks: Sequence[Task], commit: str) -> BlockedView:
+def blocked(tasks: Sequence[Task], commit: str, problems: Sequence[Problem] = ()) -> BlockedView:
     """Claimable-state tasks waiting on dependencies, and tasks waiting on the outside."""
     by_id = {t.id: t for t in tasks}
     out = []
@@ -111,7 +128,7 @@ def blocked(tasks: Sequence[Task], commit: str) -> BlockedView:
             b = blockers(t, by_id)
             if b:
                 out.append(BlockedTask(t, tuple(b), None))
-    return BlockedView(tuple(out), commit)
+    return BlockedView(tuple(out), commit, tuple(problems))
 
 
 @dataclass(frozen=True)
@@ -119,9 +136,10 @@ class Graph:
     format: str
     text: str
     commit: str
+    problems: tuple[Problem, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": self.format, "text": self.text, "commit": self.commit}
+        return {"format": self.format, "text": self.text, "problems": _problems(self.problems), "commit": self.commit}
 
 
 def _label(text: str, limit: int = 40) -> str:

@@ -649,9 +649,10 @@ def test_stale_lists_expired_and_silent_claims_and_reap_returns_them_in_one_comm
     assert st.claimed_at == T0
     j = st.to_json()
     assert j == {
-        "task": "t1", "state": "active", "holder": "ann", "claimed_at": iso(T0),
+        "task": st.task.to_json(), "holder": "ann", "claimed_at": iso(T0),
         "lease_expires": iso(T0 + timedelta(seconds=60)), "last_seen": None, "reason": "expired",
     }  # fmt: skip
+    assert j["task"]["id"] == "t1" and j["task"]["state"] == "active"
 
     silent = admin.stale(silent_after=300)
     assert [(s.task.id, s.holder, s.reason) for s in silent.claims] == [
@@ -1017,11 +1018,11 @@ def test_cli_stale_and_reap(cli: Cli) -> None:
     old.claim("a", ttl=60)
     cli("claim", "b", "--ttl", "3600")
     st = cli("stale")
-    assert set(st) == {"claims", "commit", "now"}
-    assert [(c["task"], c["holder"], c["reason"]) for c in st["claims"]] == [("a", "agent-2", "expired")]
+    assert set(st) == {"claims", "problems", "commit", "now"}
+    assert [(c["task"]["id"], c["holder"], c["reason"]) for c in st["claims"]] == [("a", "agent-2", "expired")]
     r = cli("reap")
     assert set(r) == {"reaped", "commit", "retries"} and r["commit"]
-    assert [c["task"] for c in r["reaped"]] == ["a"]
+    assert [c["task"]["id"] for c in r["reaped"]] == ["a"]
     again = cli("reap")
     assert again["reaped"] == [] and again["commit"] is None
     assert cli("stale", "--silent-after", "0")["claims"][0]["reason"] == "silent"

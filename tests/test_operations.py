@@ -150,3 +150,65 @@ def test_an_audit_record_reads_back_as_written(record: audit.Record) -> None:
 def test_a_message_without_op_and_agent_is_no_record() -> None:
     assert audit.read("a commit made by hand\n") is None
     assert audit.read("x\n\nGitclaim-Op: claim\n") is None
+
+
+# --- the documented shapes are the real ones ------------------------------------------
+
+
+def _keys(shape: str) -> dict[str, str]:
+    """The top-level keys of a documented shape ``{a, b: [x], c: {y}}`` and what each holds."""
+    body = shape.strip()
+    assert body.startswith("{"), shape
+    depth, part, parts = 0, "", []
+    for ch in body[1 : body.rindex("}")]:
+        if ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(part)
+            part = ""
+        else:
+            part += ch
+    parts.append(part)
+    out = {}
+    for p in parts:
+        key, _, value = p.strip().partition(":")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _check(value: object, holds: str, where: str) -> None:
+    from gitclaim.operations import TERMS
+
+    term = holds.strip("[]").strip()
+    if holds.startswith("[") and isinstance(value, list):
+        for item in value:
+            _check(item, term, where)
+    elif term in TERMS and isinstance(value, dict):
+        assert set(value) == set(_keys(TERMS[term].split(":")[0] if term == "problem" else TERMS[term])), (where, term)
+    elif holds.startswith("{") and isinstance(value, dict) and ":" not in holds.split(",")[0]:
+        assert set(value) <= set(_keys(holds)) | {"..."}, (where, holds)
+
+
+def test_every_result_has_the_documented_shape() -> None:
+    """Against the real output of every command, pinned by tests/golden/script_json.txt."""
+    import json
+
+    text = (Path(__file__).parent / "golden" / "script_json.txt").read_text()
+    seen = set()
+    for block in ("\n" + text).split("\n### ")[1:]:
+        if "\n{" not in block:
+            continue  # a step whose stdout is not one object (none were, when this was written)
+        body = block[block.index("\n{") :]
+        env = json.loads(body)
+        if not env["ok"]:
+            continue
+        op = BY_NAME[env["command"]]
+        shape, _ = RESULTS[op.result]
+        keys = _keys(shape)
+        assert set(env["result"]) == set(keys), (op.name, sorted(env["result"]), sorted(keys))
+        for key, holds in keys.items():
+            _check(env["result"][key], holds, f"{op.name}.{key}")
+        seen.add(op.result)
+    assert seen >= set(RESULTS) - {"installed", "demo"}, set(RESULTS) - seen

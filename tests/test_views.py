@@ -76,7 +76,7 @@ def test_board_and_who_agree_with_list(busy, capsys) -> None:  # type: ignore[no
     assert {t["id"]: t["state"] for t in listed} == {t["id"]: state for state, ts in board.items() for t in ts}
     assert board["active"][0]["id"] == "build" and board["waiting"][0]["id"] == "docs"
     who = cli_json(capsys, clone, "who")["holdings"]
-    assert {(h["task"], h["holder"], h["state"]) for h in who} == {
+    assert {(h["task"]["id"], h["holder"], h["task"]["state"]) for h in who} == {
         (t["id"], t["claim"]["holder"], t["state"]) for t in listed if t["claim"]
     }
     assert all(h["lease"] == "none" for h in who)
@@ -101,7 +101,7 @@ def test_who_reports_lease_status(path_remote: Remote, store_factory) -> None:  
 def test_blocked_lists_dependencies_and_outside_waits(busy, capsys) -> None:  # type: ignore[no-untyped-def]
     _, s, _ = busy
     got = cli_json(capsys, s["planner"].repo.repo.workdir, "blocked")["tasks"]
-    by_id = {b["task"]: b for b in got}
+    by_id = {b["task"]["id"]: b for b in got}
     assert by_id["ship"]["blockers"] == [{"id": "build", "state": "active"}]
     assert by_id["docs"]["waiting_for"] == "a review from legal"
     assert set(by_id) == {"ship", "docs"}

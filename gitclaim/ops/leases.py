@@ -52,10 +52,10 @@ def stale(store: Store, silent_after: int | str | None, offline: bool) -> StaleR
     """Expired (and silent) claims; see :meth:`gitclaim.api.Store.stale`."""
     quiet = silence(silent_after, allow_zero=True)
     tip = store._tip(offline)
-    tasks, _ = store.snapshot(tip).scan()
+    tasks, problems = store.snapshot(tip).scan()
     now = utc(store.clock())
     seen = store.transport.fetch_alive()
-    return StaleReport(tuple(stale_claims(tasks, now, seen, quiet)), tip, now)
+    return StaleReport(tuple(stale_claims(tasks, now, seen, quiet)), tip, now, tuple(problems))
 
 
 def reap(store: Store, silent_after: int | str | None, agent: str | None) -> ReapResult:

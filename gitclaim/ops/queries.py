@@ -62,29 +62,29 @@ def show(store: Store, task_id: str, offline: bool, history_limit: int = SHOW_HI
 
 def board(store: Store, offline: bool) -> views.Board:
     tip = store._tip(offline)
-    tasks, _ = store.snapshot(tip).scan()
-    return views.board(tasks, tip)
+    tasks, problems = store.snapshot(tip).scan()
+    return views.board(tasks, tip, problems)
 
 
 def who(store: Store, offline: bool) -> views.Who:
     tip = store._tip(offline)
-    tasks, _ = store.snapshot(tip).scan()
+    tasks, problems = store.snapshot(tip).scan()
     seen = {} if offline else store.transport.fetch_alive()
-    return views.who(tasks, tip, utc(store.clock()), seen)
+    return views.who(tasks, tip, utc(store.clock()), seen, problems)
 
 
 def blocked(store: Store, offline: bool) -> views.BlockedView:
     tip = store._tip(offline)
-    tasks, _ = store.snapshot(tip).scan()
-    return views.blocked(tasks, tip)
+    tasks, problems = store.snapshot(tip).scan()
+    return views.blocked(tasks, tip, problems)
 
 
 def graph(store: Store, fmt: str, offline: bool) -> views.Graph:
     if fmt not in GRAPH_FORMATS:
         raise BadInput(f"unknown graph format {fmt!r}: use dot or mermaid", format=fmt)
     tip = store._tip(offline)
-    tasks, _ = store.snapshot(tip).scan()
-    return views.Graph(fmt, views.dot(tasks) if fmt == "dot" else views.mermaid(tasks), tip)
+    tasks, problems = store.snapshot(tip).scan()
+    return views.Graph(fmt, views.dot(tasks) if fmt == "dot" else views.mermaid(tasks), tip, tuple(problems))
 
 
 def log(store: Store, task_id: str | None, limit: int | None, offline: bool) -> History:
