@@ -84,6 +84,8 @@ class Operation:
     past: str = ""  # the human output's verb: "claimed"
     names_holder: str = ""  # the human output names the new holder after this word ("as", "to")
     shows_title: bool = False  # the human output prints the task's title (next: you did not name it)
+    # what the human output says when nothing changed: str.format with task, state, since, op
+    unchanged: str = "your {op} of {task} had already landed ({state}); nothing changed"
     usage: str = ""  # docs/cli.md's synopsis, where the parameters do not say it
 
     @property
@@ -131,6 +133,7 @@ SILENT_AFTER = Param(
     mcp_type=int | str | None,
 )
 
+_HELD = "you already hold {task} since {since}; nothing changed"
 _CLAIM_ERRORS = (E.NotFound, E.LostRace, E.NotClaimable, E.Blocked)
 _VERB_ERRORS = (E.NotFound, E.NotClaimable, E.NotHolder)
 
@@ -233,6 +236,7 @@ OPERATIONS: tuple[Operation, ...] = (
         " over (previous_holder names whom from).",
         past="claimed",
         names_holder="as",
+        unchanged=_HELD,
     ),
     Operation(
         "next",
@@ -245,6 +249,7 @@ OPERATIONS: tuple[Operation, ...] = (
         past="claimed",
         names_holder="as",
         shows_title=True,
+        unchanged=_HELD,
     ),
     _verb(
         "release", "Give your claimed task back to the queue.", "released", details="Holder only; it goes back to todo."
@@ -302,6 +307,7 @@ OPERATIONS: tuple[Operation, ...] = (
         custom=frozenset({Surface.CLI, Surface.MCP}),
         usage="edit ID --set FIELD=VALUE...",
         past="edited",
+        unchanged="{task} already has those values; nothing changed",
     ),
     Operation(
         "heartbeat",

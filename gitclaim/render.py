@@ -96,11 +96,11 @@ def added(r: AddResult) -> None:
 
 def op(r: OpResult) -> None:
     t = r.task
-    if not r.changed:
-        since = _iso(t.claim.claimed_at) if t.claim else "?"
-        out.print(f"you already hold [bold]{t.id}[/] since {since}; nothing changed")
-        return
     op = BY_NAME[r.op]
+    if not r.changed:
+        since = _iso(t.claim.claimed_at) if t.claim else None
+        out.print(escape(op.unchanged.format(task=t.id, state=t.state.value, since=since, op=r.op)))
+        return
     who = f" {op.names_holder} {escape(t.holder)}" if op.names_holder and t.holder else ""
     out.print(
         f"{op.past} [bold]{t.id}[/]{who}: {_state(r.previous_state)} → {_state(t.state.value)}"

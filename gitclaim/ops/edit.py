@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .. import audit, rules
-from ..cas import Write
+from ..cas import NoWrite, Write
 from ..errors import BadInput, SchemaTooNew, StoreCorrupt
 from ..ids import task_path, validate_id
 from ..model import Task, dump_task
@@ -28,9 +28,11 @@ def edit(store: Store, task_id: str, changes: Mapping[str, str], agent: str | No
     if not changes:
         raise BadInput("nothing to change: give --set FIELD=VALUE")
 
-    def decide(snap: Snapshot, attempt: int) -> Write[OpResult]:
+    def decide(snap: Snapshot, attempt: int) -> Write[OpResult] | NoWrite[OpResult]:
         task = snap.require(task_id)
         new = edited(task, changes)
+        if new == task:  # a re-run, or values it already has: nothing to write
+            return NoWrite(OpResult("edit", task, task.state.value, None, False, 0))
         if new.state is not task.state:
             rules.check_move("edit", task, who)
             if new.state not in rules.PLANNING:
