@@ -167,7 +167,11 @@ class Repo:
             return []
 
     def config_set(self, key: str, value: str) -> None:
-        self.repo.config[key] = value
+        """Set one of gitclaim's own keys in the clone's config. Raises :class:`LocalIOError`."""
+        try:
+            self.repo.config[key] = value
+        except (OSError, pygit2.GitError) as e:
+            raise LocalIOError(f"cannot write {key} into this clone's config: {_git_error_text(e)}", key=key) from None
 
     def remote_url(self, name: str) -> str:
         try:

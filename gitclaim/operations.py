@@ -108,7 +108,7 @@ TASK_ID = Param("task_id", str, "The task's id (a slug such as fix-login, or a g
 AGENT = Param(
     "agent",
     str | None,
-    "Agent name (default: $GITCLAIM_AGENT, git config gitclaim.agent, user-host).",
+    "Agent name (default: $GITCLAIM_AGENT, git config gitclaim.agent, else a name made once for this clone).",
     None,
     ("--agent", "-a"),
     mcp_help="Act as this agent (default: the server's agent, given by `gitclaim mcp --agent`).",
