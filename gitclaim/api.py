@@ -221,8 +221,9 @@ class Store:
         """Tasks claimable now: claimable state, every dependency done; by priority, then age."""
         return queries.ready(self, offline)
 
-    def show(self, task_id: str, *, offline: bool = False, history_limit: int = 2000) -> TaskView:
-        """One task, what blocks it, and its history. Raises :class:`NotFound`."""
+    def show(self, task_id: str, *, offline: bool = False, history_limit: int | None = None) -> TaskView:
+        """One task, what blocks it, and its history (all of it, or the newest
+        ``history_limit`` changes). Raises :class:`NotFound`."""
         return queries.show(self, task_id, offline, history_limit)
 
     def board(self, *, offline: bool = False) -> views.Board:

@@ -410,7 +410,7 @@ RESULTS: dict[str, tuple[str, tuple[str, ...]]] = {  # the shape, and the terms 
     "added": ("{tasks: [task], commit, retries}", ("task",)),
     "op": ("{op, task, from, to, commit, changed, retries, previous_holder, also: [task]}", ("task",)),
     "listing": ("{tasks: [task], problems: [problem], commit}", ("task", "problem")),
-    "task_view": ("{task, path, blockers: [{id, state}], history: [entry], commit}", ("task", "entry")),
+    "task_view": ("{task, path, blockers: [{id, state}], history: [entry], history_cut, commit}", ("task", "entry")),
     "heartbeat": ("{agent, at, holding: [task id]}", ()),
     "stale": ("{claims: [stale claim], problems: [problem], commit, now}", ("stale claim", "task", "problem")),
     "reaped": ("{reaped: [stale claim], commit, retries}", ("stale claim", "task")),
@@ -424,7 +424,7 @@ RESULTS: dict[str, tuple[str, tuple[str, ...]]] = {  # the shape, and the terms 
         ("task", "problem"),
     ),
     "graph": ("{format, text, problems: [problem], commit}", ("problem",)),
-    "history": ("{entries: [entry], commit}", ("entry",)),
+    "history": ("{entries: [entry], cut, commit}", ("entry",)),
     "installed": ("{path, updated, chained}", ()),
     "demo": (
         "{folder, agents, tasks, per_agent, claims, double_claims, not_done, retries, seconds, commits, ok}",

@@ -206,6 +206,8 @@ def task_view(v: TaskView) -> None:
             out.print(f"  {escape(k)} = {escape(repr(val))}")
     if v.history:
         out.print("\n[bold]history[/]")
+        if v.history_cut:
+            out.print("  [dim](older changes left out)[/]")
         for e in reversed(v.history):
             _entry_line(e)
 
@@ -223,6 +225,8 @@ def history(h: History) -> None:
         out.print("[dim]no history[/]")
     for e in h.entries:
         _entry_line(e)
+    if h.cut:
+        out.print(f"[dim]older entries left out by --limit {len(h.entries)}[/]")
 
 
 def demo(r: DemoResult) -> None:

@@ -147,8 +147,9 @@ class Listing:
 class TaskView:
     task: Task
     blockers: tuple[dict[str, str], ...]
-    history: tuple[audit.Entry, ...]
+    history: tuple[audit.Entry, ...]  # every change to the task's file, newest first
     commit: str
+    history_cut: bool = False  # a history_limit left older changes out
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -156,6 +157,7 @@ class TaskView:
             "path": task_path(self.task.id),
             "blockers": list(self.blockers),
             "history": [e.to_json() for e in self.history],
+            "history_cut": self.history_cut,
             "commit": self.commit,
         }
 
@@ -164,6 +166,7 @@ class TaskView:
 class History:
     entries: tuple[audit.Entry, ...]
     commit: str
+    cut: bool = False  # --limit left older entries out
 
     def to_json(self) -> dict[str, Any]:
-        return {"entries": [e.to_json() for e in self.entries], "commit": self.commit}
+        return {"entries": [e.to_json() for e in self.entries], "cut": self.cut, "commit": self.commit}

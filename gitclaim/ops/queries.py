@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import itertools
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from .. import rules, units, views
+from .. import audit, rules, units, views
 from ..errors import BadInput
 from ..ids import validate_id
 from ..model import STATES, sort_key_ready, utc
@@ -15,7 +16,6 @@ from . import history
 if TYPE_CHECKING:
     from ..api import Store
 
-SHOW_HISTORY = 2000  # commits searched for a task's history in `show`
 GRAPH_FORMATS = ("dot", "mermaid")
 
 
@@ -50,14 +50,16 @@ def ready(store: Store, offline: bool) -> Listing:
     return Listing(tuple(rules.ready(tasks)), tuple(problems), tip)
 
 
-def show(store: Store, task_id: str, offline: bool, history_limit: int = SHOW_HISTORY) -> TaskView:
+def show(store: Store, task_id: str, offline: bool, history_limit: int | None) -> TaskView:
     validate_id(task_id)
+    if history_limit is not None:
+        units.count(history_limit, "history_limit", lowest=0)
     tip = store._tip(offline)
     snap = store.snapshot(tip)
     task = snap.require(task_id)
     deps = snap.tasks_by_id(task.depends_on)
-    hist = tuple(e for e in history.entries(store, tip, history_limit) if task_id in e.tasks)
-    return TaskView(task, tuple(rules.blockers(task, deps)), hist, tip)
+    hist, cut = _first(history.task_entries(store, tip, task_id), history_limit)
+    return TaskView(task, tuple(rules.blockers(task, deps)), hist, tip, history_cut=cut)
 
 
 def board(store: Store, offline: bool) -> views.Board:
@@ -93,10 +95,14 @@ def log(store: Store, task_id: str | None, limit: int | None, offline: bool) -> 
     if limit is not None:
         units.count(limit, "--limit")
     tip = store._tip(offline)
-    entries = []
-    for e in history.entries(store, tip, None):
-        if task_id is None or task_id in e.tasks:
-            entries.append(e)
-            if limit is not None and len(entries) >= limit:
-                break
-    return History(tuple(entries), tip)
+    found = history.entries(store, tip) if task_id is None else history.task_entries(store, tip, task_id)
+    entries, cut = _first(found, limit)
+    return History(entries, tip, cut=cut)
+
+
+def _first(entries: Iterator[audit.Entry], limit: int | None) -> tuple[tuple[audit.Entry, ...], bool]:
+    """At most ``limit`` entries, and whether there were more."""
+    if limit is None:
+        return tuple(entries), False
+    out = tuple(itertools.islice(entries, limit))
+    return out, next(entries, None) is not None
