@@ -21,7 +21,7 @@ import pytest
 
 from gitclaim import Store
 
-from .conftest import Remote, clone, make_bare
+from .servers import Remote, clone, make_bare
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

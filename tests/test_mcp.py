@@ -21,7 +21,7 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.types import CallToolResult, TextContent
 
 from gitclaim.errors import BadInput
-from tests.conftest import Remote, git
+from tests.servers import Remote, git
 
 pytestmark = pytest.mark.anyio
 
