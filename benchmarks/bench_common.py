@@ -1,6 +1,11 @@
 """Shared parts of the benchmarks: an isolated environment, temporary folders,
 git daemon on loopback, bare remotes and clones, statistics and tables.
 
+The servers and the git helpers are the test suite's (``tests/servers.py``):
+importing this module puts the repository root on sys.path, so every
+benchmark can ``import tests.servers`` (run as ``python benchmarks/x.py``,
+sys.path[0] is benchmarks/).
+
 Nothing here imports gitclaim at module level: ``run.py`` first points HOME
 and git's configuration at a temporary folder, then imports the benchmarks,
 so libgit2 never reads the developer's own git config.
@@ -11,8 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,8 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-GIT = shutil.which("git") or "git"
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # for tests.servers
+
+from tests.servers import GitDaemon, Remote, clone, git, make_remote_path, stop_group  # noqa: E402
 
 # --- environment ------------------------------------------------------------
 
@@ -72,16 +79,7 @@ class Processes:
         return p
 
     def stop(self, p: subprocess.Popen[Any], grace: float = 5.0) -> None:
-        if p.poll() is None:
-            _signal_group(p, signal.SIGTERM)
-            try:
-                p.wait(grace)
-            except subprocess.TimeoutExpired:
-                _signal_group(p, signal.SIGKILL)
-                p.wait(grace)
-        else:
-            # the leader is gone; its children (e.g. git daemon's forks) may not be
-            _signal_group(p, signal.SIGKILL)
+        stop_group(p, grace)  # the group: also the leader's children (e.g. an agent's git)
         if p in self.procs:
             self.procs.remove(p)
 
@@ -91,24 +89,7 @@ class Processes:
                 self.stop(p, grace=2.0)
 
 
-def _signal_group(p: subprocess.Popen[Any], sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(p.pid, sig)  # start_new_session: the group id is the child's pid
-
-
 # --- git --------------------------------------------------------------------
-
-
-def git(*args: str, cwd: Path | str | None = None, check: bool = True, timeout: float = 600) -> str:
-    r = subprocess.run([GIT, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    if check and r.returncode != 0:
-        raise RuntimeError(f"git {' '.join(args)} failed ({r.returncode}): {r.stderr.strip()}")
-    return r.stdout
-
-
-def make_bare(path: Path) -> Path:
-    git("init", "-q", "--bare", str(path))
-    return path
 
 
 def make_clone(url: str, dest: Path, *, code: bool = False) -> Path:
@@ -117,9 +98,7 @@ def make_clone(url: str, dest: Path, *, code: bool = False) -> Path:
     With ``code``, also a commit on ``main`` and an uncommitted file, so that a
     benchmark can check it left the agent's checkout alone.
     """
-    dest.mkdir(parents=True)
-    git("init", "-q", "-b", "main", cwd=dest)
-    git("remote", "add", "origin", url, cwd=dest)
+    clone(url, dest)
     if code:
         (dest / "README.md").write_text("the agent's code\n")
         git("add", "README.md", cwd=dest)
@@ -135,62 +114,6 @@ def checkout_state(clone: Path) -> tuple[str, str, str]:
         git("write-tree", cwd=clone).strip(),
         git("status", "--porcelain", "--untracked-files=all", cwd=clone),
     )
-
-
-class GitDaemon:
-    """``git daemon`` on 127.0.0.1 serving every repository under ``base``."""
-
-    def __init__(self, base: Path, procs: Processes) -> None:
-        self.base = base
-        self.procs = procs
-        self.port = _free_port()
-        self.proc = procs.popen(
-            [
-                GIT,
-                "daemon",
-                "--reuseaddr",
-                "--listen=127.0.0.1",
-                f"--port={self.port}",
-                f"--base-path={base}",
-                "--export-all",
-                "--enable=receive-pack",
-                str(base),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError("git daemon exited at start") from None
-                time.sleep(0.02)
-        self.stop()
-        raise RuntimeError("git daemon did not start listening within 10 s")
-
-    def url(self, name: str) -> str:
-        return f"git://127.0.0.1:{self.port}/{name}"
-
-    def stop(self) -> None:
-        self.procs.stop(self.proc)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Remote:
-    """A bare repository and the URL clones use to reach it."""
-
-    transport: str  # "path" or "daemon"
-    path: Path
-    url: str
 
 
 @dataclass
@@ -212,25 +135,24 @@ class Env:
     @property
     def daemon(self) -> GitDaemon:
         if self._daemon is None:
-            base = self.root / "daemon"
-            base.mkdir(exist_ok=True)
-            self._daemon = GitDaemon(base, self.procs)
+            self._daemon = GitDaemon(self.root / "daemon")
         return self._daemon
 
     def remote(self, transport: str, name: str) -> Remote:
         """A new empty bare remote reached by path or through git daemon."""
         if transport == "path":
-            bare = make_bare(self.tmp(name) / "remote.git")
-            return Remote("path", bare, str(bare))
+            return make_remote_path(self.tmp(name))
         if transport == "daemon":
-            bare = make_bare(self.daemon.base / f"{name}-{self._n:03d}.git")
             self._n += 1
-            return Remote("daemon", bare, self.daemon.url(bare.name))
+            return self.daemon.remote(f"{name}-{self._n:03d}")
         raise ValueError(transport)
 
     def close(self) -> None:
+        if self._daemon is not None:
+            with contextlib.suppress(Exception):  # cleanup must go on
+                self._daemon.stop()
+            self._daemon = None
         self.procs.stop_all()
-        self._daemon = None
 
 
 def make_env(keep: bool, quick: bool) -> tuple[Env, Callable[[], None]]:

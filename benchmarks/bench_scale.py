@@ -33,10 +33,8 @@ from typing import Any
 
 from bench_common import (
     Env,
-    git,
     gitclaim_command,
     heading,
-    make_bare,
     make_clone,
     median,
     ms,
@@ -47,6 +45,8 @@ from bench_common import (
     secs,
     table,
 )
+
+from tests.servers import git, make_bare  # bench_common, imported first, put the root on sys.path
 
 LATENCY_WORKER = Path(__file__).resolve().parent / "latency_worker.py"
 TARGET = 1.5  # the target: claim at 100,000 tasks at most 1.5x the 100-task claim

@@ -10,7 +10,7 @@ over every real transport gitclaim speaks, all on loopback:
   https-helper  the same, the password from a git credential helper (`store --file=...`)
   ssh           sshd with a git-shell user, key login (GITCLAIM_SSH_KEY)
 
-The servers are the test fixtures of tests/conftest.py (GitDaemon, GitHttp,
+The servers are the test suite's, from tests/servers.py (GitDaemon, GitHttp,
 GitSshd), so the benchmark measures exactly what the tests exercise. Per
 transport an admin clone seeds a store with one ``Store.add_many``; a
 separate agent clone then claims distinct tasks one at a time. After two
@@ -48,10 +48,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import bench_common as bc  # beside this script; it imports no gitclaim
+import bench_common as bc  # beside this script; it imports no gitclaim, and puts the root on sys.path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+from tests import servers  # the test suite's servers; no pygit2, no gitclaim
+
 TRANSPORTS = ("path", "daemon", "http", "https-token", "https-helper", "ssh")
 BASELINE = "daemon"
 WARMUPS = 2
@@ -123,7 +123,7 @@ def checkpoint() -> None:
 @dataclass
 class Lane:
     name: str
-    remote: Any  # tests.conftest.Remote
+    remote: servers.Remote
     store: Any  # gitclaim.Store
     token: str | None  # GITCLAIM_TOKEN while this lane runs (None: unset)
     ids: list[str]
@@ -149,7 +149,7 @@ class Lane:
 
 
 class Servers:
-    """The fixture servers we started, each stopped exactly once at the end."""
+    """The servers we started, each stopped exactly once at the end."""
 
     def __init__(self) -> None:
         self.running: list[Any] = []
@@ -168,14 +168,14 @@ class Servers:
                 server.stop()
 
 
-def seed(fx: Any, remote: Any, root: Path, n: int, token: str | None) -> list[str]:
+def seed(remote: servers.Remote, root: Path, n: int, token: str | None) -> list[str]:
     from gitclaim import Store
 
     if token is None:
         os.environ.pop("GITCLAIM_TOKEN", None)
     else:
         os.environ["GITCLAIM_TOKEN"] = token
-    admin = Store(fx.clone(remote, root / "admin"), agent="admin")
+    admin = Store(servers.clone(remote, root / "admin"), agent="admin")
     admin.init()
     ids = [f"t{i:03d}" for i in range(n)]
     admin.add_many([{"title": f"bench task {i}", "id": i} for i in ids])
@@ -183,7 +183,7 @@ def seed(fx: Any, remote: Any, root: Path, n: int, token: str | None) -> list[st
 
 
 def build_lanes(
-    args: argparse.Namespace, env: Any, servers: Servers, fx: Any, agent: str
+    args: argparse.Namespace, env: Any, running: Servers, agent: str
 ) -> tuple[list[Lane], list[str]]:
     """Start the servers, seed one store per transport, clone for the agent.
     Returns the lanes and the transports that could not be set up."""
@@ -193,7 +193,7 @@ def build_lanes(
     from gitclaim import Store
 
     home = Path(os.environ["HOME"])
-    token = fx.HTTPS_USERS["x-access-token"]
+    token = servers.HTTPS_USERS["x-access-token"]
     lanes: list[Lane] = []
     not_run: list[str] = []
     https: Any = None
@@ -203,19 +203,19 @@ def build_lanes(
         try:
             lane_token: str | None = None
             if name == "path":
-                remote = fx.make_remote_path(root)
+                remote = servers.make_remote_path(root)
             elif name == "daemon":
-                remote = servers.start(partial(fx.GitDaemon, root / "repos")).remote("bench")
+                remote = running.start(partial(servers.GitDaemon, root / "repos")).remote("bench")
             elif name == "http":
-                remote = servers.start(partial(fx.GitHttp, root)).remote("bench")
+                remote = running.start(partial(servers.GitHttp, root)).remote("bench")
             elif name in ("https-token", "https-helper"):
                 if https is None:
-                    https = servers.start(partial(fx.GitHttp, root, tls=True))
+                    https = running.start(partial(servers.GitHttp, root, tls=True))
                     os.environ["GITCLAIM_CA_BUNDLE"] = str(https.ca)
                 remote = https.remote(name)
                 lane_token = token if name == "https-token" else None
             elif name == "ssh":
-                sshd = servers.start(partial(fx.GitSshd, root))
+                sshd = running.start(partial(servers.GitSshd, root))
                 ssh_dir = home / ".ssh"
                 ssh_dir.mkdir(mode=0o700, exist_ok=True)
                 (ssh_dir / "known_hosts").write_text(sshd.known_hosts_line)
@@ -225,22 +225,22 @@ def build_lanes(
             else:
                 raise ValueError(name)
             # the admin seeds https with the token, whichever way the agent logs in
-            ids = seed(fx, remote, root, args.tasks, token if name.startswith("https") else None)
-            agent_clone = fx.clone(remote, root / "agent")
+            ids = seed(remote, root, args.tasks, token if name.startswith("https") else None)
+            agent_clone = servers.clone(remote, root / "agent")
             if name == "https-helper":
                 creds = root / "git-credentials"
-                creds.write_text(f"https://agent:{fx.HTTPS_USERS['agent']}@127.0.0.1:{https.port}\n")
+                creds.write_text(f"https://agent:{servers.HTTPS_USERS['agent']}@127.0.0.1:{https.port}\n")
                 creds.chmod(0o600)
-                fx.git("config", "credential.helper", f"store --file={creds}", cwd=agent_clone)
+                servers.git("config", "credential.helper", f"store --file={creds}", cwd=agent_clone)
             lanes.append(Lane(name, remote, Store(agent_clone, agent=agent), lane_token, ids))
             checkpoint()
         except (KeyboardInterrupt, SystemExit):
             raise
-        except BaseException as e:  # pytest.fail (a missing tool) is a BaseException
+        except Exception as e:
             checkpoint()  # a server that Ctrl-C (sent to our whole process group) already stopped
             if name == BASELINE:
                 raise RuntimeError(f"the baseline ({BASELINE}) could not be set up: {e}") from e
-            if isinstance(e, Exception):  # unexpected: show where (pytest.fail already says what is missing)
+            if not isinstance(e, servers.MissingTool):  # unexpected: show where (MissingTool says what to install)
                 traceback.print_exc()
             not_run.append(f"{name}: {type(e).__name__}: {e}")
     return lanes, not_run
@@ -312,9 +312,8 @@ def report(lanes: list[Lane], pair: dict[str, list[float]], args: argparse.Names
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    sys.path.insert(0, str(ROOT))  # tests.conftest: the servers of the test suite
     env, cleanup = bc.make_env(keep=False, quick=args.quick)
-    servers = Servers()
+    running = Servers()
     handlers = catch_signals()
     started = time.monotonic()
     problems: list[str] = []
@@ -329,8 +328,6 @@ def main(argv: list[str] | None = None) -> int:
         from pygit2.enums import Option
 
         pygit2.option(Option.SET_HOMEDIR, os.environ["HOME"])
-        from tests import conftest as fx
-
         print(f"gitclaim claim latency by transport{' (quick)' if args.quick else ''}: {', '.join(args.transports)}")
         print(
             f"python {platform.python_version()}, pygit2 {version('pygit2')} (libgit2 {pygit2.LIBGIT2_VERSION}),"
@@ -338,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print("every figure is a median over repeated samples; compare ratios, not absolute times")
         agent = "agent-bench"
-        lanes, not_run = build_lanes(args, env, servers, fx, agent)
+        lanes, not_run = build_lanes(args, env, running, agent)
         pair = measure(lanes, args.samples, agent)
         checkpoint()
         problems = report(lanes, pair, args)
@@ -355,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         for s in handlers:  # the clean-up itself is not to be interrupted (it takes a few seconds at most)
             signal.signal(s, signal.SIG_IGN)
         with contextlib.suppress(subprocess.SubprocessError, OSError):
-            servers.stop_all()
+            running.stop_all()
         cleanup()  # removes the temporary folder, HOME included
         for _ in range(20):  # a server's last child (receive-pack, gc --auto) may still be writing there
             if not env.root.exists():

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -16,24 +15,17 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import bench_common  # noqa: F401  (it puts the repository root on sys.path, for tests.servers)
+
 from gitclaim.enforce import check_new_commit, check_push, install
 from gitclaim.gitrepo import Repo
 from gitclaim.ids import STORE_FILE, task_path
 from gitclaim.model import Claim, State, StoreConfig, Task, dump_store_config, dump_task
+from tests.servers import GitDaemon, git, make_bare
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
 RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 10
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def sh(*args: str, cwd: Path | None = None) -> str:
-    return subprocess.run(args, cwd=cwd, check=True, capture_output=True, text=True).stdout
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def main() -> None:
@@ -42,9 +34,9 @@ def main() -> None:
     served = root / "srv"
     served.mkdir()
     for name in ("plain", "hooked"):
-        sh("git", "init", "-q", "--bare", str(served / f"{name}.git"))
+        make_bare(served / f"{name}.git")
     wc = root / "wc"
-    sh("git", "init", "-q", "-b", "main", str(wc))
+    git("init", "-q", "-b", "main", str(wc))
     repo = Repo(wc)
 
     t = time.perf_counter()
@@ -78,42 +70,31 @@ def main() -> None:
         assert bad == []
 
     install(served / "hooked.git" / "hooks", "pre-receive")
-    port = free_port()
-    daemon = subprocess.Popen(
-        ["git", "daemon", "--reuseaddr", "--listen=127.0.0.1", f"--port={port}", f"--base-path={served}",
-         "--export-all", "--enable=receive-pack", str(served)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    daemon = GitDaemon(served)
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
         results: dict[str, list[float]] = {}
         for name in ("plain", "hooked"):
-            url = f"git://127.0.0.1:{port}/{name}.git"
-            sh("git", "push", "-q", url, f"{base}:refs/heads/gitclaim", cwd=wc)
+            url = daemon.url(f"{name}.git")
+            git("push", "-q", url, f"{base}:refs/heads/gitclaim", cwd=wc)
             times = []
             for c in commits:
                 t = time.perf_counter()
                 r = subprocess.run(["git", "push", "-q", url, f"{c}:refs/heads/gitclaim"], cwd=wc, capture_output=True)
                 times.append(time.perf_counter() - t)
                 assert r.returncode == 0, r.stderr
-                sh("git", "update-ref", "refs/heads/gitclaim", base, cwd=served / f"{name}.git")
+                git("update-ref", "refs/heads/gitclaim", base, cwd=served / f"{name}.git")
             results[name] = times
         # the client hook: same pushes from the clone with `pre-push` installed, to the plain remote
         install(wc / ".git" / "hooks", "pre-push")
-        sh("git", "config", "gitclaim.branch", "gitclaim", cwd=wc)
-        url = f"git://127.0.0.1:{port}/plain.git"
+        git("config", "gitclaim.branch", "gitclaim", cwd=wc)
+        url = daemon.url("plain.git")
         times = []
         for c in commits:
             t = time.perf_counter()
             r = subprocess.run(["git", "push", "-q", url, f"{c}:refs/heads/gitclaim"], cwd=wc, capture_output=True)
             times.append(time.perf_counter() - t)
             assert r.returncode == 0, r.stderr
-            sh("git", "update-ref", "refs/heads/gitclaim", base, cwd=served / "plain.git")
+            git("update-ref", "refs/heads/gitclaim", base, cwd=served / "plain.git")
         results["client-hook"] = times
         hook_alone = []
         for _ in range(RUNS):
@@ -121,8 +102,7 @@ def main() -> None:
             subprocess.run([sys.executable, "-c", "import gitclaim.hook"], check=True)
             hook_alone.append(time.perf_counter() - t)
     finally:
-        daemon.terminate()
-        daemon.wait()
+        daemon.stop()
         shutil.rmtree(root, ignore_errors=True)
 
     def ms(xs: list[float]) -> str:

@@ -22,7 +22,7 @@ import pytest
 from gitclaim import Store
 from gitclaim.cli import main
 from gitclaim.ids import task_path
-from tests.conftest import Remote, git
+from tests.servers import Remote, git
 
 Cli = Callable[..., tuple[int, dict[str, Any]]]
 

@@ -17,7 +17,8 @@ import pytest
 
 from gitclaim.cli import main
 from gitclaim.ids import task_path
-from tests.conftest import Remote, git, run_cli
+from tests.conftest import run_cli
+from tests.servers import Remote, git
 
 ERROR_KEYS = {"code", "exit", "message", "details"}
 TASK_KEYS = {

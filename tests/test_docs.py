@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 from gitclaim.errors import ExitCode, GitclaimError
 from gitclaim.rules import MOVES
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
 
 
 def test_lifecycle_table_matches_rules() -> None:
@@ -37,3 +39,13 @@ def _subclasses(cls: type) -> list[type]:
     for sub in cls.__subclasses__():
         out += [sub, *_subclasses(sub)]
     return out
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    """The README's second command (the one that sets up and runs the tests) is what CI runs."""
+    first_block = re.search(r"^```sh\n(.*?)^```", (ROOT / "README.md").read_text(), re.M | re.S)
+    assert first_block is not None
+    command = first_block.group(1).splitlines()[1]
+    assert command in (ROOT / ".ci" / "run").read_text().splitlines()
+    script = ROOT / command.split()[-1]  # bash scripts/test
+    assert script.is_file() and os.access(script, os.X_OK)

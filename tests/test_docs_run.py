@@ -5,8 +5,9 @@ bare remote with an initialised store, $PATH leading to this Python's
 gitclaim, HOME in a temporary folder. Every line must exit 0, or the code
 its comment names (``# exit 4: ...``). Each ```python block runs in the same
 kind of sandbox with two tasks seeded. Lines that set up the tool itself
-(creating a virtualenv, pip install, running pytest) are what CI runs; they
-are skipped here, and a path like /srv/git is moved into the sandbox.
+(creating a virtualenv, pip install, running pytest or ``bash scripts/test``)
+are what CI runs; they are skipped here, and a path like /srv/git is moved
+into the sandbox.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ import pytest
 
 from gitclaim import Store
 
-from .conftest import Remote, clone, make_bare
+from .servers import Remote, clone, make_bare
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"^```(sh|python)\n(.*?)^```", re.M | re.S)
-SKIP = re.compile(r"^(python3 -m venv|pip install|\.venv/bin/pytest|pytest)\b")
+SKIP = re.compile(r"^(python3 -m venv|pip install|\.venv/bin/pytest|pytest|bash scripts/test)\b")
 
 
 def blocks() -> list[tuple[str, int, str, str]]:

@@ -30,7 +30,8 @@ from gitclaim import Store
 from gitclaim.enforce import script
 from gitclaim.errors import PushRejected
 from gitclaim.ids import fanout, task_path
-from tests.conftest import GIT, GitDaemon, Remote, git, make_bare, run_cli
+from tests.conftest import run_cli
+from tests.servers import GIT, GitDaemon, Remote, git, make_bare
 
 ROOT = Path(__file__).resolve().parents[1]
 HOOK_BIN = Path(sys.executable).with_name("gitclaim-hook")

@@ -20,7 +20,8 @@ import pytest
 from gitclaim import Store
 from gitclaim.errors import RemoteUnreachable
 
-from .conftest import GitDaemon, Remote, assert_store_sound, clone, git, repo_name, run_cli
+from .conftest import assert_store_sound, repo_name, run_cli
+from .servers import GitDaemon, Remote, clone, git
 from .test_race import claims_in_history
 
 pytestmark = pytest.mark.slow

@@ -45,7 +45,7 @@ import pytest
 import gitclaim
 import gitclaim.cli as cli
 from gitclaim import Store
-from tests.conftest import Remote, clone, git, make_bare
+from tests.servers import Remote, clone, git, make_bare
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("GITCLAIM_GOLDEN_UPDATE") == "1"

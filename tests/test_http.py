@@ -9,7 +9,8 @@ import pytest
 from gitclaim import Store
 from gitclaim.errors import RemoteUnreachable
 
-from .conftest import GitHttp, Remote, clone, git, repo_name
+from .conftest import repo_name
+from .servers import GitHttp, Remote, clone, git
 from .test_race import assert_one_winner_per_round
 
 pytestmark = pytest.mark.slow

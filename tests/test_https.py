@@ -21,7 +21,8 @@ import pytest
 
 from gitclaim import Store
 
-from .conftest import HTTPS_USERS, GitHttp, Remote, clone, git, run_cli
+from .conftest import run_cli
+from .servers import HTTPS_USERS, GitHttp, Remote, clone, git
 from .test_race import assert_one_winner_per_round
 
 pytestmark = pytest.mark.slow

@@ -26,7 +26,8 @@ import pytest
 from gitclaim import Store
 from gitclaim.errors import NothingReady
 
-from .conftest import Remote, assert_store_sound, clone
+from .conftest import assert_store_sound
+from .servers import Remote, clone
 from .test_race import claims_in_history
 
 pytestmark = pytest.mark.slow

@@ -26,7 +26,8 @@ from gitclaim.errors import BadInput, LostRace, NotClaimable, NotFound, NothingR
 from gitclaim.ids import task_path
 from gitclaim.model import State
 
-from .conftest import Remote, clone, git, run_cli
+from .conftest import run_cli
+from .servers import Remote, clone, git
 from .test_lifecycle import EXPECTED, expected_legal_verbs
 
 WORKER = str(Path(__file__).with_name("race_worker.py"))

@@ -22,7 +22,7 @@ from mcp.types import CallToolResult, TextContent
 
 from gitclaim.errors import BadInput
 from gitclaim.operations import Effect, Surface, carried
-from tests.conftest import Remote, git
+from tests.servers import Remote, git
 
 pytestmark = pytest.mark.anyio
 

@@ -49,7 +49,7 @@ def test_every_cli_operation_is_a_command_with_the_tables_parameters() -> None:
 def test_every_mcp_operation_is_a_tool_with_the_tables_parameters(tmp_path: Path) -> None:
     pytest.importorskip  # noqa: B018 - the mcp extra is part of the test extra: never skipped
     from gitclaim.mcp_server import build_server
-    from tests.conftest import Remote, clone, make_bare
+    from tests.servers import Remote, clone, make_bare
 
     bare = make_bare(tmp_path / "r.git")
     where = clone(Remote(str(bare), bare), tmp_path / "c")

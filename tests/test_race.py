@@ -17,7 +17,8 @@ import pytest
 
 from gitclaim import Store
 
-from .conftest import Remote, clone, git, run_cli
+from .conftest import run_cli
+from .servers import Remote, clone, git
 
 WORKER = str(Path(__file__).with_name("race_worker.py"))
 

@@ -20,7 +20,8 @@ import pytest
 from gitclaim import Store
 from gitclaim.errors import RemoteUnreachable
 
-from .conftest import SSH_USER, GitSshd, Remote, clone, run_cli
+from .conftest import run_cli
+from .servers import SSH_USER, GitSshd, Remote, clone
 from .test_race import assert_one_winner_per_round
 
 pytestmark = pytest.mark.slow
@@ -174,7 +175,8 @@ def test_an_alias_with_a_path_relative_to_the_login_home(
     import pwd
     import shutil
 
-    from .conftest import make_bare, repo_name
+    from .conftest import repo_name
+    from .servers import make_bare
 
     monkeypatch.delenv("GITCLAIM_SSH_KEY")
     _alias(ssh_client)

@@ -23,7 +23,7 @@ from gitclaim.errors import (
 )
 from gitclaim.ids import task_path
 
-from .conftest import GitDaemon, Remote, clone, git
+from .servers import GitDaemon, Remote, clone, git
 
 
 def commits(remote: Remote) -> int:

@@ -12,7 +12,7 @@ from gitclaim import Store
 from gitclaim.cli import main
 from gitclaim.views import mermaid
 
-from .conftest import Remote, git
+from .servers import Remote, git
 
 
 class Clock:
