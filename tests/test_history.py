@@ -9,7 +9,7 @@ from pathlib import Path
 
 from gitclaim import Store
 
-from .conftest import Remote, git
+from .servers import Remote, git
 
 LATER = 2600  # more than any window the history once had (2,000 commits)
 

@@ -10,7 +10,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .conftest import Remote, git, run_cli
+from .conftest import run_cli
+from .servers import Remote, git
 
 
 def _env() -> dict[str, str]:

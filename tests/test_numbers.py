@@ -13,7 +13,7 @@ import pytest
 from gitclaim import Store
 from gitclaim.cli import main
 
-from .conftest import Remote
+from .servers import Remote
 
 
 @pytest.fixture

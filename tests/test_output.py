@@ -15,7 +15,7 @@ import pytest
 from gitclaim import Store
 from gitclaim.cli import main
 
-from .conftest import Remote, git
+from .servers import Remote, git
 
 # rich markup, an unclosed and a stray closing tag, a trailing backslash, an emoji code
 NASTY = ["[bold red]loud[/]", "[/nope]", "back\\", "[link=http://x]y", ":smile: [", "a [b] c"]

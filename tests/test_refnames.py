@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from gitclaim.errors import BadInput
 from gitclaim.ids import slugify_agent, validate_agent
 from gitclaim.refnames import refname_problem, validate_branch, validate_remote
-from tests.conftest import Remote, run_cli
+from tests.conftest import run_cli
+from tests.servers import Remote
 
 EDGES = [
     "a..b", "a.lock", "x/.hidden", "x/y.lock", "a b", "a~b", "a^b", "a:b", "a?b", "a*b", "a[b", "a\\b",

@@ -11,7 +11,7 @@ import pytest
 from gitclaim import Store
 from gitclaim.cli import main
 
-from .conftest import Remote
+from .servers import Remote
 
 
 @pytest.fixture
