@@ -136,7 +136,7 @@ def test_every_command_json_shape(env: Env) -> None:
     assert [x["id"] for x in env.ok("ready")["tasks"]] == ["fix-login"]
 
     shown = env.ok("show", "docs")
-    assert set(shown) == {"task", "path", "blockers", "history", "commit"}
+    assert set(shown) == {"task", "path", "blockers", "history", "history_cut", "commit"}
     assert shown["path"] == task_path("docs")
     assert shown["blockers"] == [{"id": "fix-login", "state": "todo"}]
     assert [h["op"] for h in shown["history"]] == ["add"]
@@ -164,7 +164,7 @@ def test_every_command_json_shape(env: Env) -> None:
     assert finished["commit"] == env.tip()
 
     log = env.ok("log")
-    assert set(log) == {"entries", "commit"}
+    assert set(log) == {"entries", "cut", "commit"}
     assert all(set(e) == ENTRY_KEYS for e in log["entries"])
     assert [e["op"] for e in log["entries"]] == ["done", "claim", "release", "claim", "add", "add", "init"]
     assert log["entries"][0]["agent"] == "agent-2" and log["entries"][0]["tasks"] == ["fix-login"]
