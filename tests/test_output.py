@@ -75,7 +75,7 @@ def test_a_hand_made_commit_with_markup_in_its_trailers_prints_literally(
     msg += "Gitclaim-From: [/y]\nGitclaim-To: [red]\n"
     commit = git("commit-tree", tree, "-p", parent, "-m", msg, cwd=nasty).strip()
     git("push", "-q", "origin", f"{commit}:refs/heads/gitclaim", cwd=nasty)
-    assert main(["-C", str(nasty), "log", "t1"]) == 0
+    assert main(["-C", str(nasty), "log"]) == 0
     out = capsys.readouterr().out
     assert "[/x]" in out and "[/y]" in out and "[red]" in out
 
