@@ -31,7 +31,7 @@ from . import views
 from .cache import FolderCache
 from .cas import NoWrite, Outcome, RetryPolicy, Write, mutate
 from .errors import LocalIOError, PushRejected
-from .gitrepo import Repo, Transport, require
+from .git import Repo, Transport, require
 from .identity import AGENT_ENV, AGENT_KEY, agent_email, resolve_agent
 from .ids import validate_agent
 from .model import utc

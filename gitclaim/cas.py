@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Generic, TypeVar
 
 from .errors import AuthFailed, GitclaimError, LocalIOError, RemoteUnreachable, RetriesExhausted, UntrustedRemote
-from .gitrepo import BranchMoved, Repo, Transport, require
+from .git import BranchMoved, Repo, Transport, require
 from .snapshot import Snapshot
 
 T = TypeVar("T")

@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pygit2
-
 from .errors import BadInput, GitclaimError, NothingReady
 
 _WORK = [
@@ -70,9 +68,9 @@ class DemoResult:
 
 
 def _clone(remote: Path, dest: Path) -> Path:
-    repo = pygit2.init_repository(str(dest), initial_head="main")
-    repo.remotes.create("origin", str(remote))
-    return dest
+    from .git.repo import init_repository
+
+    return init_repository(dest, origin=str(remote))
 
 
 def seed_tasks(n: int, rng: random.Random) -> list[dict[str, Any]]:
@@ -102,7 +100,9 @@ def run(
     started = time.monotonic()
     try:
         remote = folder / "shared.git"
-        pygit2.init_repository(str(remote), bare=True)
+        from .git.repo import init_repository
+
+        init_repository(remote, bare=True)
         planner = Store(_clone(remote, folder / "planner"), agent="planner")
         planner.init()
         seeded = seed_tasks(tasks, rng)

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .errors import BadInput, PushRejected, StoreCorrupt
-from .gitrepo import ALIVE_PREFIX, ZERO, Repo
+from .git import ALIVE_PREFIX, ZERO, Repo
 from .ids import STORE_FILE, task_path
 from .model import Task, parse_task
 from .validate import Change, Violation, check_commit

@@ -10,7 +10,7 @@ import sys
 from datetime import UTC, datetime
 
 from .enforce import check_push, hooks_dir, last_seen, render, run_chained
-from .gitrepo import ZERO, Repo
+from .git import ZERO, Repo
 from .validate import Violation
 
 

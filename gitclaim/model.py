@@ -128,6 +128,18 @@ class StoreConfig:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A task file that could not be read. Listings skip it and say so."""
+
+    path: str
+    message: str
+    code: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"path": self.path, "message": self.message, "code": self.code}
+
+
 def _iso(dt: datetime | None) -> str | None:
     return None if dt is None else dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

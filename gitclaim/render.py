@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from .audit import Entry
     from .demo import DemoResult
     from .enforce import Installed
-    from .model import Task
+    from .model import Problem, Task
     from .results import (
         AddResult,
         HeartbeatResult,
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
         StaleReport,
         TaskView,
     )
-    from .snapshot import Problem
     from .views import BlockedView, Board, Graph, Who
 
 

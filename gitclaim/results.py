@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import audit
 from .ids import task_path
-from .model import Task, _iso
-from .snapshot import Problem
+from .model import Problem, Task, _iso
 
 if TYPE_CHECKING:
     from .cas import Outcome

@@ -7,28 +7,13 @@ tasks through the folder cache, parsing only folders whose tree changed.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from functools import cached_property
-
-import pygit2
 
 from .cache import FolderCache
 from .errors import NotFound, SchemaTooNew, StoreCorrupt
-from .gitrepo import Repo
+from .git import Repo, Tree
 from .ids import STORE_FILE, TASKS_DIR, fanout, task_path
-from .model import StoreConfig, Task, parse_store_config, parse_task
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """A task file that could not be read. Listings skip it and say so."""
-
-    path: str
-    message: str
-    code: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"path": self.path, "message": self.message, "code": self.code}
+from .model import Problem, StoreConfig, Task, parse_store_config, parse_task
 
 
 class Snapshot:
@@ -38,7 +23,7 @@ class Snapshot:
         self.cache = cache
 
     @cached_property
-    def tree(self) -> pygit2.Tree:
+    def tree(self) -> Tree:
         return self.repo.commit_tree(self.commit)
 
     @cached_property
@@ -92,7 +77,7 @@ class Snapshot:
             self.cache.prune(keep)
         return tasks, problems
 
-    def _parse_folder(self, folder: str, sub: pygit2.Tree) -> tuple[list[Task], list[Problem]]:
+    def _parse_folder(self, folder: str, sub: Tree) -> tuple[list[Task], list[Problem]]:
         tasks: list[Task] = []
         problems: list[Problem] = []
         for name, data in self.repo.blobs(sub):

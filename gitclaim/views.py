@@ -14,7 +14,7 @@ from .model import STATES, State, Task, _iso, sort_key_ready
 from .rules import blockers, lease_expiry
 
 if TYPE_CHECKING:
-    from .snapshot import Problem
+    from .model import Problem
 
 # Every view names a task the same way, as the whole task object under "task"
 # (or "tasks"), and says which files it could not read under "problems", as

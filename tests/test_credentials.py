@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gitclaim import credentials as c
+from gitclaim.git import credentials as c
 
 URL = "https://git.example.com:8443/team/tasks.git"
 
@@ -183,7 +183,7 @@ def test_the_most_specific_http_setting_wins() -> None:
 
 
 def test_scrub_hides_url_passwords_and_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
-    from gitclaim.gitrepo import scrub
+    from gitclaim.git import scrub
 
     monkeypatch.setenv("GITCLAIM_TOKEN", "tok-12345")
     text = "cannot push to https://bob:s3cr%40t@host:8443/x.git (ssh://git@host/y) with tok-12345"

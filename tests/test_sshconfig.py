@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gitclaim import sshconfig as sc
+from gitclaim.git import sshconfig as sc
 
 CONFIG = """
 # a comment

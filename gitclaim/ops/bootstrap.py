@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from .. import audit
 from ..errors import StoreCorrupt
-from ..gitrepo import BranchMoved
+from ..git import BranchMoved
 from ..identity import agent_email
 from ..ids import STORE_FILE, TASKS_DIR
 from ..model import StoreConfig, dump_store_config, utc

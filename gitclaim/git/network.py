@@ -1,0 +1,160 @@
+"""Compare-and-swap over the network (git://, ssh, http and https) through libgit2."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING
+from urllib.parse import urlparse
+
+import pygit2
+from pygit2.enums import Option
+
+if TYPE_CHECKING:
+    pass
+from ..errors import (
+    LocalIOError,
+    PushRejected,
+)
+from .callbacks import PushCallbacks, local_user
+from .failures import RACE_WORDS, NoMoreCredentials, error_text, network_error, scrub
+from .tls import trust_ca_bundle
+from .transport import ALIVE_PREFIX, CONNECT_TIMEOUT_MS, IO_TIMEOUT_MS, BranchMoved, Transport, env_ms
+
+if TYPE_CHECKING:
+    from .repo import Repo
+
+
+class NetworkTransport(Transport):
+    """git://, ssh:// or http(s):// remotes: the server's receive-pack does the swap."""
+
+    def __init__(self, repo: Repo, remote: str, branch: str, url: str) -> None:
+        super().__init__(repo, remote, branch)
+        self.url = url
+        pygit2.option(Option.SET_SERVER_CONNECT_TIMEOUT, env_ms("GITCLAIM_CONNECT_TIMEOUT_MS", CONNECT_TIMEOUT_MS))
+        pygit2.option(Option.SET_SERVER_TIMEOUT, env_ms("GITCLAIM_IO_TIMEOUT_MS", IO_TIMEOUT_MS))
+        # Where to connect: the URL, unless ~/.ssh/config says an ssh host alias is elsewhere.
+        self.connect_url = url
+        self.ssh_keys: tuple[str, ...] = ()
+        from . import sshconfig  # network remotes only: keeps local commands' start-up short
+
+        entries = sshconfig.load() if sshconfig.split_ssh_url(url) is not None else []  # read it for ssh only
+        target = sshconfig.resolve(url, entries, home=os.path.expanduser("~"), local_user=local_user())
+        if target is not None:
+            self.ssh_keys = target.identity_files
+            if target.moved:
+                self.connect_url = target.url()
+        self._tls_ready = urlparse(url).scheme.lower() != "https"
+
+    def _git_remote(self) -> pygit2.Remote:
+        if not self._tls_ready:
+            # On first use, not when built: --offline must work whatever the CA settings.
+            trust_ca_bundle(self.url, self.repo.config_entries())
+            self._tls_ready = True
+        if self.connect_url == self.url:
+            return self.repo.repo.remotes[self.remote]
+        return self.repo.repo.remotes.create_anonymous(self.connect_url)
+
+    def _ssh_keys(self) -> tuple[str, ...]:
+        return self.ssh_keys
+
+    def _shown_url(self) -> str:
+        shown = (
+            self.url if self.connect_url == self.url else f"{self.url}, which ~/.ssh/config makes {self.connect_url}"
+        )
+        return scrub(shown)
+
+    def fetch(self) -> str | None:
+        self._libgit2_fetch()
+        return self.repo.ref(self.tracking_ref)
+
+    def push_alive(self, agent: str, commit: str) -> None:
+        tmp = self._push_ref(commit)
+        git = self.repo.repo
+        cb = PushCallbacks(
+            ALIVE_PREFIX + agent, None, check_old=False, config=self.repo.config_entries, ssh_keys=self.ssh_keys
+        )
+        try:
+            self._git_remote().push([f"+{tmp}:{ALIVE_PREFIX}{agent}"], callbacks=cb)
+        except OSError as e:
+            raise LocalIOError(f"cannot push the heartbeat of {agent}: {error_text(e)}", path=git.path) from None
+        except (pygit2.GitError, NoMoreCredentials) as e:
+            raise network_error(
+                cb,
+                e,
+                f"cannot push the heartbeat of {agent} to {self.remote} ({self._shown_url()})",
+                self.remote,
+                self.url,
+            ) from None
+        finally:
+            with contextlib.suppress(KeyError, pygit2.GitError, OSError):
+                git.references.delete(tmp)
+        cb.succeeded()
+        if cb.refused is not None:
+            raise PushRejected(
+                scrub(f"the remote refused the heartbeat of {agent}: {cb.refused}"), reason=scrub(cb.refused)
+            )
+
+    def _push_ref(self, commit: str) -> str:
+        """libgit2 pushes from a ref, so give the commit a private, unique one."""
+        tmp = f"refs/gitclaim/push/{uuid.uuid4().hex}"
+        try:
+            self.repo.repo.references.create(tmp, commit, force=True)
+        except (pygit2.GitError, OSError) as e:
+            raise LocalIOError(
+                f"cannot write a ref into this clone ({self.repo.repo.path}): {error_text(e)}; nothing was pushed",
+                path=self.repo.repo.path,
+            ) from None
+        return tmp
+
+    def fetch_alive(self) -> dict[str, datetime]:
+        local = f"refs/gitclaim/seen/{self.remote}/"
+        self._libgit2_fetch(f"+{ALIVE_PREFIX}*:{local}*")
+        return {agent: self.repo.commit_time(oid) for agent, oid in self.repo.refs_under(local).items()}
+
+    def push(self, new: str, expected: str | None, paths: Iterable[str] | None = None) -> None:
+        tmp = self._push_ref(new)
+        git = self.repo.repo
+        cb = PushCallbacks(self.remote_ref, expected, config=self.repo.config_entries, ssh_keys=self.ssh_keys)
+        try:
+            self._git_remote().push([f"{tmp}:{self.remote_ref}"], callbacks=cb)
+        except BranchMoved:
+            cb.succeeded()  # the server answered: whatever credential it took was good
+            raise
+        except (pygit2.GitError, OSError, NoMoreCredentials) as e:
+            text = error_text(e)
+            if cb.accepted and cb.refused is None and self.repo.names_own_files(e):
+                # The server took the push; only updating this clone's copy of the
+                # ref failed (a lock, a full disk). That copy is a cache: the push landed.
+                self.repo.set_ref(self.tracking_ref, new, "gitclaim: push")
+                return
+            if isinstance(e, OSError):
+                raise LocalIOError(
+                    f"cannot push {self.branch} from this clone: {text}; the remote did not take it",
+                    path=self.repo.repo.path,
+                ) from None
+            if cb.moved or "non-fastforward" in text or "not present locally" in text:
+                raise BranchMoved(cb.moved_to) from None
+            raise network_error(
+                cb, e, f"cannot push {self.branch} to {self.remote} ({self._shown_url()})", self.remote, self.url
+            ) from None
+        finally:
+            with contextlib.suppress(KeyError, pygit2.GitError, OSError):
+                git.references.delete(tmp)
+        cb.succeeded()
+        if cb.moved:
+            raise BranchMoved(cb.moved_to)
+        if cb.refused is not None:
+            if any(w in cb.refused for w in RACE_WORDS):
+                raise BranchMoved(None)
+            said = scrub("".join(cb.sideband).strip())
+            raise PushRejected(
+                scrub(f"the remote refused the push of {self.branch}: {cb.refused}") + (f"\n{said}" if said else ""),
+                remote=self.remote,
+                reason=scrub(cb.refused),
+                server_output=said,
+            )
+        self.repo.set_ref(self.tracking_ref, new, "gitclaim: push")

@@ -1,0 +1,338 @@
+"""The clone: finding it, its config, reading objects and trees, writing one commit."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pygit2
+from pygit2.enums import FileMode, RepositoryOpenFlag
+
+from ..errors import BadInput, LocalIOError, StoreCorrupt
+from .failures import error_text
+from .transport import ZERO_RAW, local_path
+
+if TYPE_CHECKING:
+    from .transport import Transport
+
+
+Tree = pygit2.Tree  # what the layers above hold between calls into Repo, and never open
+
+
+def init_repository(path: Path, *, bare: bool = False, origin: str | None = None) -> Path:
+    """A new repository at ``path`` (a clone-to-be with ``origin`` as its remote)."""
+    repo = pygit2.init_repository(str(path), bare=bare, initial_head="main")
+    if origin is not None:
+        repo.remotes.create("origin", origin)
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class CommitInfo:
+    id: str
+    parents: tuple[str, ...]
+    author: str
+    author_email: str
+    time: datetime
+    message: str
+
+
+class Repo:
+    """A clone (or linked worktree) that holds a copy of the store branch.
+
+    Never touches the working tree, the index or HEAD.
+    """
+
+    @classmethod
+    def from_hook_env(cls) -> Repo:
+        """The repository a git hook runs in, with the objects of a push still
+        in quarantine (GIT_DIR, GIT_OBJECT_DIRECTORY and alternates from the
+        environment)."""
+        self = cls.__new__(cls)
+        gitdir = os.environ.get("GIT_DIR", ".")
+        self.repo = pygit2.Repository(gitdir, RepositoryOpenFlag.FROM_ENV)
+        self.common_dir = Path(common_dir(self.repo.path))
+        return self
+
+    def __init__(self, path: str | os.PathLike[str] = ".") -> None:
+        found = pygit2.discover_repository(str(path))
+        if found is None:
+            raise BadInput(
+                f"{os.path.abspath(path)} is not inside a git repository",
+                hint="run gitclaim inside a clone of the shared repository, or pass -C PATH",
+                path=str(path),
+            )
+        self.repo = pygit2.Repository(found)
+        # Linked worktrees share refs, objects and config with the main clone.
+        self.common_dir = Path(common_dir(found))
+
+    # --- configuration -------------------------------------------------------
+
+    def config_get(self, key: str) -> str | None:
+        try:
+            value = self.repo.config[key]
+        except KeyError:
+            return None
+        return str(value)
+
+    def config_entries(self) -> list[tuple[str, str]]:
+        """Every setting of the clone's config, system first, then global, then local."""
+        try:
+            return [(e.name, e.value or "") for e in self.repo.config]
+        except pygit2.GitError:
+            return []
+
+    def config_set(self, key: str, value: str) -> None:
+        """Set one of gitclaim's own keys in the clone's config. Raises :class:`LocalIOError`."""
+        try:
+            self.repo.config[key] = value
+        except (OSError, pygit2.GitError) as e:
+            raise LocalIOError(f"cannot write {key} into this clone's config: {error_text(e)}", key=key) from None
+
+    def remote_url(self, name: str) -> str:
+        try:
+            remote = self.repo.remotes[name]
+        except (KeyError, ValueError):
+            raise BadInput(
+                f"this repository has no remote named {name!r}",
+                hint="add one with `git remote add NAME URL`, or pass --remote NAME",
+                remote=name,
+            ) from None
+        url = remote.url
+        if not url:
+            raise BadInput(f"remote {name!r} has no URL", remote=name)
+        return str(url)
+
+    # --- objects -------------------------------------------------------------
+
+    def has(self, oid: str) -> bool:
+        return pygit2.Oid(hex=oid) in self.repo.odb
+
+    def ref(self, name: str) -> str | None:
+        ref = self.repo.references.get(name)
+        return None if ref is None else str(ref.target)
+
+    def names_own_files(self, e: BaseException) -> bool:
+        """Whether a libgit2 error is about a file of this clone (disk full, read-only,
+        permissions) rather than about the remote: libgit2 names the file it failed on."""
+        text = str(e)
+        return any(str(p).rstrip("/") + "/" in text for p in (self.common_dir, self.repo.path))
+
+    def set_ref(self, name: str, oid: str | None, message: str) -> None:
+        """Best effort: a local ref is a cache of the remote, never the truth."""
+        try:
+            if oid is None:
+                if name in self.repo.references:
+                    self.repo.references.delete(name)
+            else:
+                self.repo.references.create(name, oid, force=True)
+        except (pygit2.GitError, KeyError, OSError):  # pygit2 raises OSError for a held lock
+            pass
+
+    def refs_under(self, prefix: str) -> dict[str, str]:
+        return {
+            name[len(prefix) :]: str(self.repo.references[name].target)
+            for name in self.repo.references
+            if name.startswith(prefix)
+        }
+
+    def commit_time(self, oid: str) -> datetime:
+        c = self.repo[oid]
+        assert isinstance(c, pygit2.Commit)
+        return datetime.fromtimestamp(c.author.time, UTC)
+
+    def commit_tree(self, commit: str) -> pygit2.Tree:
+        try:
+            obj = self.repo[commit]
+        except KeyError:
+            raise StoreCorrupt(f"commit {commit} is missing from the local object store", commit=commit) from None
+        if not isinstance(obj, pygit2.Commit):
+            raise StoreCorrupt(f"{commit} is not a commit", commit=commit)
+        return obj.tree
+
+    def read_path(self, tree: pygit2.Tree, path: str) -> bytes | None:
+        try:
+            obj = tree[path]
+        except KeyError:
+            return None
+        if not isinstance(obj, pygit2.Blob):
+            raise StoreCorrupt(f"{path} on the store branch is not a file", path=path)
+        return bytes(obj.data)
+
+    def subtree(self, tree: pygit2.Tree, path: str) -> pygit2.Tree | None:
+        try:
+            obj = tree[path]
+        except KeyError:
+            return None
+        return obj if isinstance(obj, pygit2.Tree) else None
+
+    def folders(self, tree: pygit2.Tree) -> list[tuple[str, str, pygit2.Tree | None]]:
+        """(name, id, tree-or-None-if-not-a-folder) of each entry of ``tree``."""
+        out = []
+        for entry in tree:
+            obj = self.repo[entry.id] if entry.type_str == "tree" else None
+            out.append((str(entry.name), str(entry.id), obj if isinstance(obj, pygit2.Tree) else None))
+        return out
+
+    def blobs(self, tree: pygit2.Tree) -> Iterator[tuple[str, bytes]]:
+        odb = self.repo.odb
+        for entry in tree:
+            if entry.type_str == "blob":
+                _, data = odb.read(entry.id)
+                yield str(entry.name), bytes(data)
+
+    def changed_blobs(
+        self, old: pygit2.Tree | None, new: pygit2.Tree | None
+    ) -> dict[str, tuple[str | None, str | None]]:
+        """path -> (old blob id, new blob id) for every file that differs.
+
+        libgit2's tree diff skips every subtree whose id is unchanged, so a
+        one-task change in a store of 100,000 tasks reads three small trees.
+        """
+        if old is None or new is None:
+            empty = self.repo[self.repo.TreeBuilder().write()]
+            assert isinstance(empty, pygit2.Tree)
+            old, new = old or empty, new or empty
+        a, b = old, new
+        out: dict[str, tuple[str | None, str | None]] = {}
+        for d in a.diff_to_tree(b).deltas:
+            before = None if d.old_file.id.raw == ZERO_RAW else str(d.old_file.id)
+            after = None if d.new_file.id.raw == ZERO_RAW else str(d.new_file.id)
+            out[d.new_file.path or d.old_file.path] = (before, after)
+        return out
+
+    def changes_at(
+        self, old: pygit2.Tree | None, new: pygit2.Tree, paths: Iterable[str]
+    ) -> dict[str, tuple[str | None, str | None]]:
+        """Like :meth:`changed_blobs`, for a commit whose changed paths are known
+        (gitclaim's own): a lookup per path, no diff."""
+        out: dict[str, tuple[str | None, str | None]] = {}
+        for path in paths:
+            before = self.tree_entry_id(old, path) if old is not None else None
+            after = self.tree_entry_id(new, path)
+            if before != after:
+                out[path] = (before, after)
+        return out
+
+    def resolve(self, rev: str) -> str:
+        try:
+            return str(self.repo.revparse_single(rev).id)
+        except (KeyError, ValueError, pygit2.GitError):
+            raise BadInput(f"unknown revision {rev!r}", rev=rev) from None
+
+    def blob(self, oid: str) -> bytes:
+        _, data = self.repo.odb.read(pygit2.Oid(hex=oid))
+        return bytes(data)
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        if ancestor == descendant:
+            return True
+        return bool(self.repo.descendant_of(pygit2.Oid(hex=descendant), pygit2.Oid(hex=ancestor)))
+
+    def tree_entry_id(self, tree: pygit2.Tree, path: str) -> str | None:
+        try:
+            return str(tree[path].id)
+        except KeyError:
+            return None
+
+    def write_commit(
+        self,
+        parent: str | None,
+        files: Mapping[str, bytes],
+        message: str,
+        author: str,
+        email: str,
+        when: datetime,
+    ) -> str:
+        """Write a commit on ``parent`` replacing ``files``; rewrite only their trees.
+
+        Raises :class:`LocalIOError` if the clone cannot be written.
+        """
+        repo = self.repo
+        base = self.commit_tree(parent) if parent is not None else None
+        nested: dict[str, Any] = {}
+        for path, data in files.items():
+            parts = path.split("/")
+            node = nested
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+                if not isinstance(node, dict):
+                    raise BadInput(f"{path} collides with a file on the store branch", path=path)
+            node[parts[-1]] = data
+
+        def build(tree: pygit2.Tree | None, changes: dict[str, Any], where: str) -> pygit2.Oid:
+            tb = repo.TreeBuilder(tree) if tree is not None else repo.TreeBuilder()
+            for name, change in changes.items():
+                if isinstance(change, bytes):
+                    tb.insert(name, repo.create_blob(change), FileMode.BLOB)
+                    continue
+                sub: pygit2.Tree | None = None
+                if tree is not None and name in tree:
+                    found = repo[tree[name].id]
+                    if not isinstance(found, pygit2.Tree):
+                        raise StoreCorrupt(f"{where}{name} on the store branch is a file, not a folder")
+                    sub = found
+                tb.insert(name, build(sub, change, f"{where}{name}/"), FileMode.TREE)
+            return tb.write()
+
+        sig = pygit2.Signature(author, email, int(when.timestamp()), 0)
+        parents = [pygit2.Oid(hex=parent)] if parent is not None else []
+        try:
+            return str(repo.create_commit(None, sig, sig, message, build(base, nested, ""), parents))
+        except (OSError, pygit2.GitError) as e:  # pygit2 raises OSError when a write fails
+            raise LocalIOError(
+                f"cannot write the commit into this clone ({repo.path}): {error_text(e)}; nothing was pushed",
+                path=repo.path,
+            ) from None
+
+    def commit_info(self, oid: str) -> CommitInfo:
+        c = self.repo[oid]
+        assert isinstance(c, pygit2.Commit)
+        return CommitInfo(
+            id=str(c.id),
+            parents=tuple(str(p) for p in c.parent_ids),
+            author=c.author.name,
+            author_email=c.author.email,
+            time=datetime.fromtimestamp(c.author.time, UTC),
+            message=c.message,
+        )
+
+    def walk(self, tip: str, limit: int | None = None) -> Iterator[CommitInfo]:
+        """Commits reachable from ``tip``, newest first (first parent only)."""
+        n = 0
+        cur: str | None = tip
+        while cur is not None and (limit is None or n < limit):
+            info = self.commit_info(cur)
+            yield info
+            n += 1
+            cur = info.parents[0] if info.parents else None
+
+    # --- transports ----------------------------------------------------------
+
+    def transport(self, remote: str, branch: str) -> Transport:
+        """The transport for ``remote``: in place on a local path, else over the network."""
+        from .local import LocalTransport
+        from .network import NetworkTransport
+
+        url = self.remote_url(remote)
+        local = local_path(url)
+        if local is not None:
+            if not local.is_absolute():
+                # git resolves a relative remote path from the top of the clone
+                base = self.repo.workdir or self.repo.path
+                local = (Path(base) / local).resolve()
+            return LocalTransport(self, remote, branch, local)
+        return NetworkTransport(self, remote, branch, url)
+
+
+def common_dir(gitdir: str) -> str:
+    p = Path(gitdir)
+    try:
+        rel = (p / "commondir").read_text().strip()
+    except OSError:
+        return str(p)
+    return str((p / rel).resolve())

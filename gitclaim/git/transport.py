@@ -1,0 +1,182 @@
+"""What every transport of the store branch is: fetch the tip, push with compare-and-swap,
+keep liveness refs. Shared constants and the network timeouts live here too."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlparse
+
+import pygit2
+from pygit2.enums import FetchPrune, Option
+
+if TYPE_CHECKING:
+    pass
+from ..errors import (
+    BadInput,
+    LocalIOError,
+    NotInitialized,
+)
+from .failures import NoMoreCredentials, error_text, network_error
+
+if TYPE_CHECKING:
+    from .repo import Repo
+
+ZERO = "0" * 40
+ZERO_RAW = bytes(20)
+# Liveness lives outside the audited branch: one ref per agent, overwritten by
+# each heartbeat, so renewals neither add commits to the branch nor contend
+# with claims (they move a different ref).
+ALIVE_PREFIX = "refs/gitclaim/alive/"
+
+# Every network operation is bounded: an unreachable host must not hang an agent.
+# The defaults hold from import on; a network transport applies the environment's.
+CONNECT_TIMEOUT_MS, IO_TIMEOUT_MS = 10_000, 30_000
+pygit2.option(Option.SET_SERVER_CONNECT_TIMEOUT, CONNECT_TIMEOUT_MS)
+pygit2.option(Option.SET_SERVER_TIMEOUT, IO_TIMEOUT_MS)
+
+
+def env_ms(name: str, default: int) -> int:
+    """A timeout from the environment, in milliseconds. Raises BadInput for a bad value."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise BadInput(
+            f"{name} must be a whole number of milliseconds above 0, not {raw!r}",
+            hint=f"unset it for the default ({default} ms), or set e.g. {name}={default}",
+            variable=name,
+        )
+    return value
+
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+class BranchMoved(Exception):
+    """The remote branch is not where we built on: fetch, re-check, retry."""
+
+
+def local_path(url: str) -> Path | None:
+    """The folder of a remote on this file system, or None for a network URL."""
+    if url.startswith("file://"):
+        return Path(unquote(urlparse(url).path))
+    if "://" in url:
+        return None
+    # scp-like ssh syntax: host:path (a colon before any slash)
+    head = url.split("/", 1)[0]
+    if ":" in head and not (len(head) >= 2 and head[1] == ":"):
+        return None
+    return Path(url)
+
+
+class Transport:
+    """Fetch the store branch and push it with compare-and-swap."""
+
+    def __init__(self, repo: Repo, remote: str, branch: str) -> None:
+        self.repo = repo
+        self.remote = remote
+        self.branch = branch
+        self.remote_ref = f"refs/heads/{branch}"
+        self.tracking_ref = f"refs/remotes/{remote}/{branch}"
+        self.progress: Progress | None = None
+
+    def local_tip(self) -> str | None:
+        """The last tip we saw (may be stale). No network."""
+        return self.repo.ref(self.tracking_ref)
+
+    def fetch(self) -> str | None:
+        """The remote's tip now, with its objects local. None if the branch is absent.
+
+        Raises :class:`RemoteUnreachable`.
+        """
+        raise NotImplementedError
+
+    def push(self, new: str, expected: str | None, paths: Iterable[str] | None = None) -> None:
+        """Move the remote branch from ``expected`` to ``new``, or fail.
+
+        ``paths``, when given, are exactly the files ``new`` changes against
+        ``expected`` (a transport may use them to send less).
+
+        Raises :class:`BranchMoved` if the branch is not at ``expected``,
+        :class:`PushRejected` if the remote refused for another reason,
+        :class:`RemoteUnreachable` if it could not be reached.
+        """
+        raise NotImplementedError
+
+    def push_alive(self, agent: str, commit: str) -> None:
+        """Overwrite the agent's liveness ref (not compare-and-swap: it is the agent's own)."""
+        raise NotImplementedError
+
+    def fetch_alive(self) -> dict[str, datetime]:
+        """Each agent's last heartbeat, from the remote's liveness refs."""
+        raise NotImplementedError
+
+    def _git_remote(self) -> pygit2.Remote:
+        return self.repo.repo.remotes[self.remote]
+
+    def _ssh_keys(self) -> tuple[str, ...]:
+        return ()
+
+    def _shown_url(self) -> str:
+        return str(self._git_remote().url)
+
+    def _libgit2_fetch(self, spec: str | None = None) -> None:
+        from .callbacks import NetCallbacks  # the network's callbacks import this module
+
+        remote = self._git_remote()
+        spec = spec or f"+{self.remote_ref}:{self.tracking_ref}"
+        callbacks = NetCallbacks(self.repo.config_entries, self._ssh_keys())
+        if self.progress is not None:
+            report = self.progress
+
+            class _Progress(NetCallbacks):
+                def transfer_progress(self, stats: pygit2.remotes.TransferProgress) -> None:
+                    report("fetch", stats.received_objects, stats.total_objects)
+
+            callbacks = _Progress(self.repo.config_entries, self._ssh_keys())
+        try:
+            remote.fetch([spec], prune=FetchPrune.PRUNE, callbacks=callbacks)
+        except (OSError, pygit2.GitError, NoMoreCredentials) as e:
+            text = error_text(e)
+            if isinstance(e, OSError) or (isinstance(e, pygit2.GitError) and self.repo.names_own_files(e)):
+                if "lock" in text.lower():
+                    raise LocalIOError(
+                        f"cannot update this clone's copy of {self.branch}: {text}",
+                        hint="another git or gitclaim process is writing this clone, or one was killed while "
+                        "writing: run the same command again; if no such process is running, delete the .lock "
+                        "file named above",
+                        path=self.repo.repo.path,
+                    ) from None
+                raise LocalIOError(
+                    f"cannot store what was fetched from {self.remote} in this clone: {text}",
+                    hint="free disk space or fix the permissions of the clone's .git folder, then run the same "
+                    "command again; reading commands can use --offline to read the copy fetched last",
+                    path=self.repo.repo.path,
+                ) from None
+            shown = self._shown_url()
+            raise network_error(
+                callbacks, e, f"cannot fetch {self.branch} from {self.remote} ({shown})", self.remote, shown
+            ) from None
+        callbacks.succeeded()
+
+
+def io_timeout() -> float:
+    return env_ms("GITCLAIM_IO_TIMEOUT_MS", IO_TIMEOUT_MS) / 1000
+
+
+def require(tip: str | None, remote: str, branch: str) -> str:
+    if tip is None:
+        raise NotInitialized(
+            f"the remote {remote!r} has no store branch {branch!r}",
+            remote=remote,
+            branch=branch,
+        )
+    return tip
