@@ -30,9 +30,9 @@ from typing import Any
 from . import views
 from .cache import FolderCache
 from .cas import NoWrite, Outcome, RetryPolicy, Write, mutate
-from .errors import LocalIOError, PushRejected
+from .errors import PushRejected
 from .git import Repo, Transport, require
-from .identity import AGENT_ENV, AGENT_KEY, agent_email, resolve_agent
+from .identity import AGENT_ENV, agent_email, remember_agent, resolve_agent
 from .ids import validate_agent
 from .model import utc
 from .ops import add as add_ops
@@ -114,38 +114,7 @@ class Store:
 
     def whoami(self, agent: str | None = None) -> str:
         explicit = agent if agent is not None else self.agent
-        return resolve_agent(explicit, self.env, self.repo.config_get, self._remember_agent)
-
-    def _remember_agent(self, name: str) -> str:
-        """Keep a made-up agent name in the clone's config, once: the first of two
-        processes starting at the same moment in one clone names it for both."""
-        import time
-
-        lock = self.repo.common_dir / "gitclaim" / "agent.lock"
-        deadline = time.monotonic() + 2.0
-        try:
-            lock.parent.mkdir(parents=True, exist_ok=True)
-            while True:
-                try:
-                    fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-                    break
-                except FileExistsError:
-                    if time.monotonic() > deadline:
-                        lock.unlink(missing_ok=True)  # left by a killed process
-                    time.sleep(0.01)
-        except OSError:
-            return name  # a read-only clone: this command uses the name, none is kept
-        try:
-            kept = self.repo.config_get(AGENT_KEY)
-            if kept:
-                return kept
-            self.repo.config_set(AGENT_KEY, name)
-            return name
-        except LocalIOError:
-            return name  # a config that cannot be written: this command uses the name, none is kept
-        finally:
-            os.close(fd)
-            lock.unlink(missing_ok=True)
+        return resolve_agent(explicit, self.env, self.repo.config_get, lambda name: remember_agent(self.repo, name))
 
     def snapshot(self, commit: str) -> Snapshot:
         return Snapshot(self.repo, commit, self._cache)

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import getpass
+import os
 import random
 import socket
+import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
+from .errors import LocalIOError
 from .ids import AGENT_MAX, generate_id, slugify_agent, validate_agent
+
+if TYPE_CHECKING:
+    from .git import Repo
 
 AGENT_ENV = "GITCLAIM_AGENT"
 AGENT_KEY = "gitclaim.agent"
@@ -48,3 +55,33 @@ def resolve_agent(
 
 def agent_email(agent: str) -> str:
     return f"{agent}@gitclaim.invalid"
+
+
+def remember_agent(repo: Repo, name: str) -> str:
+    """Keep a made-up agent name in the clone's config, once: the first of two
+    processes starting at the same moment in one clone names it for both."""
+    lock = repo.common_dir / "gitclaim" / "agent.lock"
+    deadline = time.monotonic() + 2.0
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+                break
+            except FileExistsError:
+                if time.monotonic() > deadline:
+                    lock.unlink(missing_ok=True)  # left by a killed process
+                time.sleep(0.01)
+    except OSError:
+        return name  # a read-only clone: this command uses the name, none is kept
+    try:
+        kept = repo.config_get(AGENT_KEY)
+        if kept:
+            return kept
+        repo.config_set(AGENT_KEY, name)
+        return name
+    except LocalIOError:
+        return name  # a config that cannot be written: this command uses the name, none is kept
+    finally:
+        os.close(fd)
+        lock.unlink(missing_ok=True)
