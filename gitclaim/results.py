@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from . import audit
 from .ids import task_path
 from .model import Problem, Task, _iso
+from .views import HeldClaim
 
 if TYPE_CHECKING:
     from .cas import Outcome
@@ -73,23 +74,11 @@ def with_commit(out: Outcome[OpResult]) -> OpResult:
 
 
 @dataclass(frozen=True)
-class StaleClaim:
-    task: Task
-    holder: str
-    claimed_at: datetime
-    lease_expires: datetime | None
-    last_seen: datetime | None
+class StaleClaim(HeldClaim):
     reason: str  # "expired" (lease ran out) or "silent" (no heartbeat for long)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "task": self.task.to_json(),
-            "holder": self.holder,
-            "claimed_at": _iso(self.claimed_at),
-            "lease_expires": _iso(self.lease_expires),
-            "last_seen": _iso(self.last_seen),
-            "reason": self.reason,
-        }
+        return {**self.claim_json(), "reason": self.reason}
 
 
 @dataclass(frozen=True)

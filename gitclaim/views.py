@@ -47,23 +47,31 @@ def board(tasks: Iterable[Task], commit: str, problems: Sequence[Problem] = ()) 
 
 
 @dataclass(frozen=True)
-class Holding:
+class HeldClaim:
+    """A claim as the views show it: the task, its holder, since when, and its lease."""
+
     task: Task
     holder: str
     claimed_at: datetime
     lease_expires: datetime | None
     last_seen: datetime | None
-    lease: str  # "none", "live" or "expired"
 
-    def to_json(self) -> dict[str, Any]:
+    def claim_json(self) -> dict[str, Any]:
         return {
             "task": self.task.to_json(),
             "holder": self.holder,
             "claimed_at": _iso(self.claimed_at),
             "lease_expires": _iso(self.lease_expires),
             "last_seen": _iso(self.last_seen),
-            "lease": self.lease,
         }
+
+
+@dataclass(frozen=True)
+class Holding(HeldClaim):
+    lease: str  # "none", "live" or "expired"
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.claim_json(), "lease": self.lease}
 
 
 @dataclass(frozen=True)
