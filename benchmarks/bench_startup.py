@@ -29,7 +29,6 @@ from bench_common import (  # beside this script; it imports no gitclaim
     heading,
     iqr,
     isolate_env,
-    make_bare,
     make_clone,
     make_env,
     median,
@@ -39,6 +38,8 @@ from bench_common import (  # beside this script; it imports no gitclaim
     rx,
     table,
 )
+
+from tests.servers import make_bare  # bench_common, imported first, put the root on sys.path
 
 DEFAULT_RUNS = 15
 BATCH = "".join(f'[[task]]\nid = "t{i:02d}"\ntitle = "Task {i}"\npriority = {i % 4}\n\n' for i in range(10))

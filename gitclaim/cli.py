@@ -265,8 +265,18 @@ CUSTOM: dict[str, Callable[[Operation], None]] = {
     "demo": _register_demo,
 }
 
-for _op in carried(Surface.CLI):  # in the table's order, which --help keeps
-    CUSTOM.get(_op.name, register)(_op)
+_registered: set[str] = set()
+
+
+def commands(only: set[str] | None = None) -> typer.Typer:
+    """The app with the table's commands registered, in its order (which --help
+    keeps): all of them, or only those in ``only`` when a command line names
+    them (each command then pays for building one command, not thirty)."""
+    for op in carried(Surface.CLI):
+        if op.name not in _registered and (only is None or op.name in only):
+            CUSTOM.get(op.name, register)(op)
+            _registered.add(op.name)
+    return app
 
 
 # --- entry point ---------------------------------------------------------------
@@ -285,11 +295,11 @@ def _main(argv: list[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in args
     _globals.progress = not as_json and sys.stderr.isatty()
-    names = {c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands}
-    names |= {g.name for g in app.registered_groups if g.name}
+    names = {op.name for op in carried(Surface.CLI)}
+    named = {a for a in args if a in names}
     command = next((a for a in args if a in names), "")
     try:
-        rv = app(args=args, prog_name="gitclaim", standalone_mode=False)
+        rv = commands(named or None)(args=args, prog_name="gitclaim", standalone_mode=False)
         if rv == ExitCode.INTERRUPTED:  # typer turns Ctrl-C into an exit code of 130
             raise KeyboardInterrupt
     except _Exit as e:

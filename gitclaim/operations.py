@@ -46,7 +46,7 @@ class Effect(Enum):
     DROP = "drop"  # writes and ends someone's work (cancel, reset, reap)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: each is defined once
 class Param:
     """One argument of an operation, as the Store method's keyword ``name``."""
 
@@ -69,7 +69,7 @@ class Param:
         return self.wire or self.name
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: each is defined once
 class Operation:
     name: str
     summary: str  # one line: --help, MCP, docs/cli.md

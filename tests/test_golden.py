@@ -130,7 +130,7 @@ def discovered_commands() -> list[str]:
             if hasattr(cmd, "commands"):
                 walk(cmd, f"{prefix}{name} ")
 
-    walk(typer.main.get_command(cli.app), "")
+    walk(typer.main.get_command(cli.commands()), "")
     return sorted(out)
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from gitclaim import audit, docs, render
 from gitclaim.api import Store
-from gitclaim.cli import app
+from gitclaim.cli import commands
 from gitclaim.errors import ANY_OPERATION, GitclaimError, catalogue
 from gitclaim.operations import BY_NAME, OPERATIONS, RESULTS, Surface, carried
 
@@ -27,7 +27,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 def _cli_commands() -> dict[str, typing.Any]:
     import typer.main
 
-    group = typer.main.get_group(app)
+    group = typer.main.get_group(commands())
     return dict(group.commands)  # type: ignore[attr-defined]
 
 
