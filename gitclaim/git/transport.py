@@ -3,6 +3,7 @@ keep liveness refs. Shared constants and the network timeouts live here too."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -129,6 +130,24 @@ class Transport:
         return str(self._git_remote().url)
 
     def _libgit2_fetch(self, spec: str | None = None) -> None:
+        # libgit2 rewrites FETCH_HEAD on every fetch (and pygit2 has no switch for
+        # it): put the user's back, so that `git fetch origin main && git merge
+        # FETCH_HEAD` never merges the task store.
+        head = Path(self.repo.repo.path) / "FETCH_HEAD"
+        try:
+            kept: bytes | None = head.read_bytes()
+        except OSError:
+            kept = None
+        try:
+            self._fetch_into_clone(spec)
+        finally:
+            with contextlib.suppress(OSError):
+                if kept is None:
+                    head.unlink(missing_ok=True)
+                elif head.read_bytes() != kept:
+                    head.write_bytes(kept)
+
+    def _fetch_into_clone(self, spec: str | None) -> None:
         from .callbacks import NetCallbacks  # the network's callbacks import this module
 
         remote = self._git_remote()
