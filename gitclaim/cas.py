@@ -22,7 +22,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from .errors import AuthFailed, GitclaimError, LocalIOError, RemoteUnreachable, RetriesExhausted, UntrustedRemote
+from .errors import (
+    AuthFailed,
+    GitclaimError,
+    LocalIOError,
+    RemoteUnreachable,
+    RetriesExhausted,
+    StoreLocked,
+    UntrustedRemote,
+)
 from .git import BranchMoved, Repo, Transport, require
 from .snapshot import Snapshot
 
@@ -37,6 +45,10 @@ class RetryPolicy:
     deadline: float = 60.0
     base_delay: float = 0.01
     max_delay: float = 0.08
+    # A lock that refuses every try for this long (and this many tries) was left
+    # by a killed writer: say so at once instead of retrying for a minute.
+    lock_patience: float = 2.0
+    lock_tries: int = 8
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     rng: random.Random = field(default_factory=random.Random)
@@ -92,29 +104,27 @@ def mutate(
     commit by raising. Raises what ``decide`` raises (on fresh data),
     :class:`RetriesExhausted`, :class:`RemoteUnreachable`, :class:`PushRejected`.
     """
-    started = policy.clock()
+    tries = _Tries(policy, transport.branch)
     tip = transport.local_tip() if optimistic else None
     fresh = tip is None or not repo.has(tip)
     if fresh:
         tip = transport.fetch()
-    retries = 0
-    attempt = 0
     while True:
         base = require(tip, transport.remote, transport.branch)
         try:
-            decision = decide(snapshot(base), attempt)
+            decision = decide(snapshot(base), tries.attempt)
         except GitclaimError as e:
             if not fresh:
                 tip, fresh = transport.fetch(), True
                 continue
-            if retries:
-                e.details.setdefault("retries", retries)  # races lost on the way to this answer
+            if tries.retries:
+                e.details.setdefault("retries", tries.retries)  # races lost on the way to this answer
             raise
         if isinstance(decision, NoWrite):
             if not fresh:
                 tip, fresh = transport.fetch(), True
                 continue
-            return Outcome(decision.value, None, base, retries)
+            return Outcome(decision.value, None, base, tries.retries)
         new = repo.write_commit(base, decision.files, decision.message, author, email, now())
         paths = list(decision.files)
         if before_push is not None:
@@ -122,32 +132,66 @@ def mutate(
         try:
             transport.push(new, expected=base, paths=paths)
         except RemoteUnreachable as lost:
-            # The connection may have dropped after the remote accepted the
-            # push: ask the remote whether our commit landed, never guess.
-            if isinstance(lost, (AuthFailed, UntrustedRemote)):
-                raise  # refused before anything was sent: nothing can have landed
-            if _landed(transport, new):
-                return Outcome(decision.value, new, base, retries)
-            lost.message += (
-                "; whether the push landed is unknown until the remote answers: run the same command"
-                " again (claim ID and the verbs on one task recognise their own change if it landed;"
-                " after next, see `gitclaim list --holder AGENT`)"
-            )
-            lost.args = (lost.message,)
+            _cut_off(lost, transport, new)  # returns only if the commit landed after all
+        except StoreLocked as e:
+            e.details.setdefault("retries", tries.retries)
             raise
-        except BranchMoved:
-            retries += 1
-            attempt += 1
-            if retries >= policy.max_attempts or policy.clock() - started > policy.deadline:
-                raise RetriesExhausted(
-                    f"gave up after {retries} tries in {policy.clock() - started:.1f}s:"
-                    " the store branch kept moving; nothing was changed",
-                    retries=retries,
-                ) from None
-            policy.sleep(policy.delay(retries))
+        except BranchMoved as moved:
+            tries.lost(moved)  # waits, or gives up
             tip, fresh = transport.fetch(), True
             continue
-        return Outcome(decision.value, new, base, retries)
+        return Outcome(decision.value, new, base, tries.retries)
+
+
+class _Tries:
+    """The retry budget of one mutation: tries, time, and a lock that never lets go."""
+
+    def __init__(self, policy: RetryPolicy, branch: str) -> None:
+        self.policy = policy
+        self.branch = branch
+        self.started = policy.clock()
+        self.retries = 0  # pushes refused because the branch had moved
+        self.attempt = 0
+        self.locked: tuple[float, int] | None = None  # since when, and how many tries in a row, a lock refused us
+
+    def lost(self, moved: BranchMoved) -> None:
+        """A push was refused because the branch moved: wait before the next try,
+        or raise :class:`StoreLocked` or :class:`RetriesExhausted`."""
+        p = self.policy
+        self.retries += 1
+        self.attempt += 1
+        if moved.lock is None:
+            self.locked = None
+        else:
+            since, count = self.locked if self.locked is not None else (p.clock(), 0)
+            self.locked = (since, count + 1)
+            if count + 1 >= p.lock_tries and p.clock() - since >= p.lock_patience:
+                stuck = StoreLocked.naming(moved.lock, self.branch)
+                stuck.details["retries"] = self.retries
+                raise stuck from None
+        if self.retries >= p.max_attempts or p.clock() - self.started > p.deadline:
+            raise RetriesExhausted(
+                f"gave up after {self.retries} tries in {p.clock() - self.started:.1f}s:"
+                " the store branch kept moving; nothing was changed",
+                retries=self.retries,
+            ) from None
+        p.sleep(p.delay(self.retries))
+
+
+def _cut_off(lost: RemoteUnreachable, transport: Transport, new: str) -> None:
+    """The connection may have dropped after the remote accepted the push: ask
+    the remote whether our commit landed, never guess. Returns if it did."""
+    if isinstance(lost, (AuthFailed, UntrustedRemote)):
+        raise lost  # refused before anything was sent: nothing can have landed
+    if _landed(transport, new):
+        return
+    lost.message += (
+        "; whether the push landed is unknown until the remote answers: run the same command"
+        " again (claim ID and the verbs on one task recognise their own change if it landed;"
+        " after next, see `gitclaim list --holder AGENT`)"
+    )
+    lost.args = (lost.message,)
+    raise lost
 
 
 def _landed(transport: Transport, new: str) -> bool:

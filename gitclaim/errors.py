@@ -33,6 +33,7 @@ class ExitCode(IntEnum):
     LOCAL_IO = 16
     AUTH_FAILED = 17
     UNTRUSTED_REMOTE = 18
+    STORE_LOCKED = 19
     INTERRUPTED = 130  # SIGINT (Ctrl-C), by the shell's convention 128 + 2
     PIPE_CLOSED = 141  # the reader closed our output: 128 + SIGPIPE, as git exits
 
@@ -212,6 +213,26 @@ class PushRejected(GitclaimError):
     )
 
 
+class StoreLocked(GitclaimError):
+    """A lock file on the shared repository blocks every update of the store branch."""
+
+    exit_code = ExitCode.STORE_LOCKED
+    code = "store_locked"
+    meaning = (
+        "a lock file on the shared repository, left by a writer that was killed, blocks every change to the"
+        " store branch (details: `lock`); nothing changed"
+    )
+    hint = "if no git or gitclaim process is writing the shared repository, delete the lock file, then run it again"
+
+    @classmethod
+    def naming(cls, lock: str, branch: str) -> StoreLocked:
+        return cls(
+            f"the store branch {branch!r} cannot be updated: {lock} is in the way (left by a writer that was"
+            " killed, or held by one that never lets go); nothing was changed",
+            lock=lock,
+        )
+
+
 class Interrupted(GitclaimError):
     """Ctrl-C (SIGINT) stopped the command part way.
 
@@ -274,7 +295,7 @@ ANY_OPERATION: tuple[type[GitclaimError], ...] = (
 )
 
 #: What any change may answer besides those: a busy store, a refusing hook.
-ANY_CHANGE: tuple[type[GitclaimError], ...] = (RetriesExhausted, PushRejected)
+ANY_CHANGE: tuple[type[GitclaimError], ...] = (RetriesExhausted, PushRejected, StoreLocked)
 
 
 def markdown_table() -> str:

@@ -157,7 +157,7 @@ _ids = st.builds(
 )
 _agents = st.builds(
     lambda a, mid, z: a + mid + z, st.sampled_from("aZ9"), st.text("aZ9._+-", max_size=8), st.sampled_from("aZ9_")
-)
+).filter(lambda name: ".." not in name and not name.endswith(".lock"))  # what git refuses in a ref name
 _times = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)).map(
     lambda d: d.replace(microsecond=0)
 )

@@ -49,6 +49,17 @@ def error_text(e: BaseException) -> str:
     return scrub(str(e).strip() or type(e).__name__)
 
 
+_LOCK_FILE = re.compile(r"""['"]?([^'"\s]+\.lock)['"]?""")
+
+
+def lock_named(text: str) -> str | None:
+    """The lock file a refusal names ("Unable to create '.../gitclaim.lock': File exists")."""
+    if "lock" not in text:
+        return None
+    m = _LOCK_FILE.search(text)
+    return m.group(1) if m else "the ref's .lock file"
+
+
 RACE_WORDS = ("fetch first", "non-fast-forward", "non-fastforward", "failed to lock", "cannot lock",
                "stale info", "failed to update ref", "but expected", "is at ")  # fmt: skip
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,9 +16,10 @@ if TYPE_CHECKING:
     pass
 from ..errors import (
     RemoteUnreachable,
+    StoreLocked,
 )
 from .failures import error_text
-from .transport import ALIVE_PREFIX, BranchMoved, Transport
+from .transport import ALIVE_PREFIX, STALE_LOCK_SECONDS, BranchMoved, Transport
 
 if TYPE_CHECKING:
     from .repo import Repo
@@ -163,8 +166,13 @@ class LocalTransport(Transport):
                 txn.set_target(self.remote_ref, pygit2.Oid(hex=new), message="gitclaim: push")
         except pygit2.GitError as e:
             if "lock" in str(e):
-                # Another writer holds the ref's lock right now: the branch is moving.
-                raise BranchMoved(None) from None
+                # Another writer holds the ref's lock right now (the branch is moving),
+                # or a killed one left it behind: its age tells which.
+                lock = Path(self.path) / f"{self.remote_ref}.lock"
+                with contextlib.suppress(OSError):
+                    if time.time() - lock.stat().st_mtime > STALE_LOCK_SECONDS:
+                        raise StoreLocked.naming(str(lock), self.branch) from None
+                raise BranchMoved(None, lock=str(lock)) from None
             raise RemoteUnreachable(
                 f"cannot update {self.remote_ref} in {self.path}: {error_text(e)}", remote=self.remote
             ) from None

@@ -20,7 +20,7 @@ from ..errors import (
     PushRejected,
 )
 from .callbacks import PushCallbacks, local_user
-from .failures import RACE_WORDS, NoMoreCredentials, error_text, network_error, scrub
+from .failures import RACE_WORDS, NoMoreCredentials, error_text, lock_named, network_error, scrub
 from .tls import trust_ca_bundle
 from .transport import ALIVE_PREFIX, CONNECT_TIMEOUT_MS, IO_TIMEOUT_MS, BranchMoved, Transport, env_ms
 
@@ -149,7 +149,8 @@ class NetworkTransport(Transport):
             raise BranchMoved(cb.moved_to)
         if cb.refused is not None:
             if any(w in cb.refused for w in RACE_WORDS):
-                raise BranchMoved(None)
+                # the server's own words say whether a lock file was in the way
+                raise BranchMoved(None, lock=lock_named(" ".join([cb.refused, *cb.sideband])))
             said = scrub("".join(cb.sideband).strip())
             raise PushRejected(
                 scrub(f"the remote refused the push of {self.branch}: {cb.refused}") + (f"\n{said}" if said else ""),

@@ -62,7 +62,18 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 class BranchMoved(Exception):
-    """The remote branch is not where we built on: fetch, re-check, retry."""
+    """The remote branch is not where we built on: fetch, re-check, retry.
+
+    ``lock`` names the lock file that refused the update, when that was the
+    reason: a writer that holds it now, or one killed while holding it.
+    """
+
+    def __init__(self, tip: str | None = None, *, lock: str | None = None) -> None:
+        super().__init__(tip)
+        self.lock = lock
+
+
+STALE_LOCK_SECONDS = 10.0  # a writer holds a ref's lock for milliseconds; one this old was left behind
 
 
 def local_path(url: str) -> Path | None:
