@@ -48,6 +48,7 @@ from .results import (
     Listing,
     OpResult,
     ReapResult,
+    RestoreResult,
     StaleReport,
     TaskView,
 )
@@ -174,6 +175,12 @@ class Store:
         but is not a store), :class:`SchemaTooNew`.
         """
         return bootstrap.init(self, agent)
+
+    def restore(self, agent: str | None = None) -> RestoreResult:
+        """Put back the store branch this clone last saw, history intact, after it
+        vanished from the remote (create only: never over a branch made since).
+        Raises :class:`BadInput` (nothing to restore from this clone)."""
+        return bootstrap.restore(self, agent)
 
     def list(
         self,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .errors import BadInput, PushRejected, StoreCorrupt
 from .git import ALIVE_PREFIX, ZERO, Repo
-from .ids import STORE_FILE, task_path
+from .ids import STORE_FILE, task_path, validate_agent
 from .model import Task, parse_task
 from .validate import Change, Violation, check_commit
 
@@ -104,6 +104,24 @@ def check_push(
     return out
 
 
+def check_liveness(ref: str, new: str | None) -> list[Violation]:
+    """Violations of updating an agent's liveness ref (``refs/gitclaim/alive/<agent>``).
+
+    Nobody deletes one: gitclaim never does, and a plain ``git push --mirror``
+    from a clone without them deleted every heartbeat at once, after which a
+    rival took over a live lease. Who may update whose ref is the identity
+    checks' business (docs/enforcement.md).
+    """
+    agent = ref[len(ALIVE_PREFIX) :]
+    if new is None:
+        return [Violation(ref, "liveness", f"the liveness ref of {agent} must not be deleted")]
+    try:
+        validate_agent(agent)
+    except BadInput as e:
+        return [Violation(ref, "liveness", e.message)]
+    return []
+
+
 def render(violations: list[Violation]) -> str:
     lines = ["gitclaim: push refused, the store branch would break its rules:"]
     lines += [f"  {v}" for v in violations]
@@ -119,7 +137,7 @@ def hooks_dir(repo: Repo) -> Path:
     if configured:
         p = Path(os.path.expanduser(configured))
         if not p.is_absolute():
-            p = Path(repo.repo.workdir or repo.repo.path) / p
+            p = repo.top / p
         return p
     return repo.common_dir / "hooks"
 
@@ -181,7 +199,7 @@ def install_client(path: str | os.PathLike[str]) -> Installed:
 def install_server(path: str | os.PathLike[str], branch: str | None = None) -> Installed:
     """The pre-receive hook, in the shared bare repository at ``path``."""
     repo = Repo(path)
-    if Path(repo.repo.path).resolve() != Path(path).resolve() or not repo.repo.is_bare:
+    if repo.git_dir.resolve() != Path(path).resolve() or not repo.is_bare:
         raise BadInput(f"{path} is not a bare repository", hint="give the path of the shared remote", path=str(path))
     if branch:
         from .refnames import validate_branch
@@ -217,7 +235,7 @@ def run_client_pre_push(repo: Repo, remote: str, url: str, branch: str, new: str
         [str(run), remote, url],
         input=line.encode(),
         capture_output=True,
-        cwd=repo.repo.workdir or repo.repo.path,
+        cwd=repo.top,
     )
     if r.returncode != 0:
         said = (r.stdout + r.stderr).decode(errors="replace").strip()

@@ -34,6 +34,7 @@ class ExitCode(IntEnum):
     AUTH_FAILED = 17
     UNTRUSTED_REMOTE = 18
     STORE_LOCKED = 19
+    STORE_VANISHED = 20
     INTERRUPTED = 130  # SIGINT (Ctrl-C), by the shell's convention 128 + 2
     PIPE_CLOSED = 141  # the reader closed our output: 128 + SIGPIPE, as git exits
 
@@ -233,6 +234,28 @@ class StoreLocked(GitclaimError):
         )
 
 
+class StoreVanished(GitclaimError):
+    """The remote no longer has the store branch this clone saw: it was deleted, not emptied."""
+
+    exit_code = ExitCode.STORE_VANISHED
+    code = "store_vanished"
+    meaning = (
+        "the store branch is gone from the remote, though this clone saw it (details: `last_tip`): someone"
+        " deleted it; nothing was changed, and no new store is started over it"
+    )
+    hint = "put it back, history intact, with `gitclaim restore`; then find out who deleted it"
+
+    @classmethod
+    def of(cls, branch: str, remote: str, last: str) -> StoreVanished:
+        return cls(
+            f"the store branch {branch!r} is gone from {remote}, though this clone saw it at {last[:10]}:"
+            " someone deleted it (a plain `git push --mirror` from a clone without it does); nothing was changed",
+            branch=branch,
+            remote=remote,
+            last_tip=last,
+        )
+
+
 class Interrupted(GitclaimError):
     """Ctrl-C (SIGINT) stopped the command part way.
 
@@ -284,6 +307,7 @@ def catalogue() -> list[type[GitclaimError]]:
 #: clone, the store itself, Ctrl-C and bugs.
 ANY_OPERATION: tuple[type[GitclaimError], ...] = (
     RemoteUnreachable,
+    StoreVanished,
     AuthFailed,
     UntrustedRemote,
     LocalIOError,

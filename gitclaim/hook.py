@@ -9,8 +9,8 @@ import os
 import sys
 from datetime import UTC, datetime
 
-from .enforce import check_push, hooks_dir, last_seen, render, run_chained
-from .git import ZERO, Repo
+from .enforce import check_liveness, check_push, hooks_dir, last_seen, render, run_chained
+from .git import ALIVE_PREFIX, ZERO, Repo
 from .validate import Violation
 
 
@@ -36,9 +36,13 @@ def pre_receive(raw: bytes) -> int:
     bad: list[Violation] = []
     for line in lines:
         parts = line.split()
-        if len(parts) != 3 or parts[2] != f"refs/heads/{branch}":
-            continue  # other branches and the liveness refs pass untouched
-        bad += check_push(repo, _sha(parts[0]), _sha(parts[1]), branch=branch, now=now, seen=seen)
+        if len(parts) != 3:
+            continue
+        if parts[2].startswith(ALIVE_PREFIX):
+            bad += check_liveness(parts[2], _sha(parts[1]))
+        elif parts[2] == f"refs/heads/{branch}":
+            bad += check_push(repo, _sha(parts[0]), _sha(parts[1]), branch=branch, now=now, seen=seen)
+        # other branches pass untouched
     if bad:
         sys.stderr.write(render(bad) + "\n")
         return 1

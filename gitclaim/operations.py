@@ -168,6 +168,16 @@ OPERATIONS: tuple[Operation, ...] = (
         past="initialised",
     ),
     Operation(
+        "restore",
+        "Put back the store branch this clone last saw, history intact, after it vanished from the remote.",
+        (AGENT,),
+        Effect.CHANGE,
+        "restore",
+        details="It creates the branch only where the remote has none: never over one made since.",
+        commits=False,
+        past="restored",
+    ),
+    Operation(
         "add",
         "Add one task (one commit); it starts in todo.",
         (
@@ -407,6 +417,7 @@ PROBLEM = "{path, message, code}: a file on the branch that could not be read, a
 
 RESULTS: dict[str, tuple[str, tuple[str, ...]]] = {  # the shape, and the terms it uses
     "init": ("{remote, branch, commit, created}", ()),
+    "restore": ("{remote, branch, commit, restored}", ()),
     "added": ("{tasks: [task], commit, retries}", ("task",)),
     "op": ("{op, task, from, to, commit, changed, retries, previous_holder, also: [task]}", ("task",)),
     "listing": ("{tasks: [task], problems: [problem], commit}", ("task", "problem")),

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         Listing,
         OpResult,
         ReapResult,
+        RestoreResult,
         StaleClaim,
         StaleReport,
         TaskView,
@@ -85,6 +86,15 @@ def error(e: GitclaimError) -> None:
 def init(r: InitResult) -> None:
     verb = "created" if r.created else "attached to"
     out.print(f"{verb} store branch [bold]{escape(r.branch)}[/] on {escape(r.remote)} at {_short(r.commit)}")
+
+
+def restore(r: RestoreResult) -> None:
+    if r.restored:
+        out.print(f"put back store branch [bold]{escape(r.branch)}[/] on {escape(r.remote)} at {_short(r.commit)}")
+    else:
+        out.print(
+            f"{escape(r.remote)} has store branch [bold]{escape(r.branch)}[/] at {_short(r.commit)}; nothing to do"
+        )
 
 
 def added(r: AddResult) -> None:
@@ -299,6 +309,7 @@ def graph(g: Graph) -> None:
 #: The renderer of each result named in the table of operations (``Operation.result``).
 RENDERERS: dict[str, Callable[[Any], None]] = {
     "init": init,
+    "restore": restore,
     "added": added,
     "op": op,
     "listing": listing,

@@ -32,6 +32,17 @@ class InitResult:
 
 
 @dataclass(frozen=True)
+class RestoreResult:
+    remote: str
+    branch: str
+    commit: str  # the tip of the store branch on the remote now
+    restored: bool  # False: the remote had it already (nothing was pushed)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"remote": self.remote, "branch": self.branch, "commit": self.commit, "restored": self.restored}
+
+
+@dataclass(frozen=True)
 class AddResult:
     tasks: tuple[Task, ...]
     commit: str

@@ -114,7 +114,7 @@ def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
 COMMANDS = (
     "add", "blocked", "board", "cancel", "claim", "demo", "done", "edit", "fail", "graph", "handoff",
     "heartbeat", "hooks", "hooks install", "init", "list", "log", "mcp", "next", "ready", "reap", "release",
-    "reopen", "reset", "resume", "retry", "review", "show", "stale", "wait", "who",
+    "reopen", "reset", "restore", "resume", "retry", "review", "show", "stale", "wait", "who",
 )  # fmt: skip
 
 
@@ -170,7 +170,7 @@ def _rstrip_lines(text: str) -> str:
 # --- 2. the MCP tools -------------------------------------------------------------------
 
 # The redesign adds these tools; no other tool may appear, and no pinned one change.
-NEW_TOOLS_ALLOWED = {"board", "who", "blocked", "graph"}
+NEW_TOOLS_ALLOWED = {"board", "who", "blocked", "graph", "restore"}  # restore: issue 11 (a vanished branch)
 TOOL_KEYS = ("name", "title", "description", "inputSchema", "outputSchema", "annotations")
 
 

@@ -85,3 +85,8 @@ def test_the_surfaces_never_touch_git(name: str) -> None:
 
 def test_the_pygit2_rule_can_fail() -> None:
     assert "pygit2" in _top(_imports(PACKAGE / "git" / "repo.py"))
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if not p.is_relative_to(PACKAGE / "git")], ids=_name)
+def test_nothing_above_git_reaches_into_the_pygit2_repository(path: Path) -> None:
+    assert ".repo.repo" not in path.read_text(), f"{_name(path)} opens Repo.repo, the pygit2 object"

@@ -51,7 +51,7 @@ class LocalTransport(Transport):
         ref = self._open().references.get(self.remote_ref)
         return None if ref is None else str(ref.target)
 
-    def fetch(self) -> str | None:
+    def _fetch_tip(self) -> str | None:
         tip = self._remote_tip()
         if tip is None:
             self.repo.set_ref(self.tracking_ref, None, "gitclaim: branch absent")
@@ -176,4 +176,4 @@ class LocalTransport(Transport):
             raise RemoteUnreachable(
                 f"cannot update {self.remote_ref} in {self.path}: {error_text(e)}", remote=self.remote
             ) from None
-        self.repo.set_ref(self.tracking_ref, new, "gitclaim: push")
+        self._pushed(new)

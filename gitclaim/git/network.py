@@ -67,7 +67,7 @@ class NetworkTransport(Transport):
         )
         return scrub(shown)
 
-    def fetch(self) -> str | None:
+    def _fetch_tip(self) -> str | None:
         self._libgit2_fetch()
         return self.repo.ref(self.tracking_ref)
 
@@ -129,7 +129,7 @@ class NetworkTransport(Transport):
             if cb.accepted and cb.refused is None and self.repo.names_own_files(e):
                 # The server took the push; only updating this clone's copy of the
                 # ref failed (a lock, a full disk). That copy is a cache: the push landed.
-                self.repo.set_ref(self.tracking_ref, new, "gitclaim: push")
+                self._pushed(new)
                 return
             if isinstance(e, OSError):
                 raise LocalIOError(
@@ -158,4 +158,4 @@ class NetworkTransport(Transport):
                 reason=scrub(cb.refused),
                 server_output=said,
             )
-        self.repo.set_ref(self.tracking_ref, new, "gitclaim: push")
+        self._pushed(new)

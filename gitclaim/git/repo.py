@@ -70,6 +70,19 @@ class Repo:
         # Linked worktrees share refs, objects and config with the main clone.
         self.common_dir = Path(common_dir(found))
 
+    @property
+    def git_dir(self) -> Path:
+        return Path(self.repo.path)
+
+    @property
+    def top(self) -> Path:
+        """The folder of the clone's work tree (the git folder of a bare repository)."""
+        return Path(self.repo.workdir or self.repo.path)
+
+    @property
+    def is_bare(self) -> bool:
+        return bool(self.repo.is_bare)
+
     # --- configuration -------------------------------------------------------
 
     def config_get(self, key: str) -> str | None:

@@ -16,11 +16,7 @@ from pygit2.enums import FetchPrune, Option
 
 if TYPE_CHECKING:
     pass
-from ..errors import (
-    BadInput,
-    LocalIOError,
-    NotInitialized,
-)
+from ..errors import BadInput, LocalIOError, NotInitialized, StoreVanished
 from .failures import NoMoreCredentials, error_text, network_error
 
 if TYPE_CHECKING:
@@ -98,17 +94,45 @@ class Transport:
         self.branch = branch
         self.remote_ref = f"refs/heads/{branch}"
         self.tracking_ref = f"refs/remotes/{remote}/{branch}"
+        self.last_ref = f"refs/gitclaim/last/{remote}/{branch}"
         self.progress: Progress | None = None
 
     def local_tip(self) -> str | None:
         """The last tip we saw (may be stale). No network."""
-        return self.repo.ref(self.tracking_ref)
+        return self.repo.ref(self.tracking_ref) or self.last_seen()
 
-    def fetch(self) -> str | None:
+    def fetch(self, *, vanished_ok: bool = False) -> str | None:
         """The remote's tip now, with its objects local. None if the branch is absent.
 
-        Raises :class:`RemoteUnreachable`.
+        A branch this clone saw before and the remote no longer has did not
+        become a new, empty store: it vanished (a ``git push --mirror`` from a
+        clone without it deletes it). That raises :class:`StoreVanished`, naming
+        the last tip this clone knows, unless ``vanished_ok``. Raises
+        :class:`RemoteUnreachable`.
         """
+        tip = self._fetch_tip()
+        if tip is not None:
+            self._saw(tip)
+            return tip
+        last = self.last_seen()
+        if last is not None and not vanished_ok:
+            raise StoreVanished.of(self.branch, self.remote, last)
+        return None
+
+    def last_seen(self) -> str | None:
+        """The last tip of the store branch this clone saw on the remote (kept
+        under refs/gitclaim/last/, so its history outlives the branch)."""
+        return self.repo.ref(self.last_ref)
+
+    def _saw(self, tip: str) -> None:
+        if self.repo.ref(self.last_ref) != tip:
+            self.repo.set_ref(self.last_ref, tip, "gitclaim: the remote's tip")
+
+    def _pushed(self, new: str) -> None:
+        self.repo.set_ref(self.tracking_ref, new, "gitclaim: push")
+        self._saw(new)
+
+    def _fetch_tip(self) -> str | None:
         raise NotImplementedError
 
     def push(self, new: str, expected: str | None, paths: Iterable[str] | None = None) -> None:

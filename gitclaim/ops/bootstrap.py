@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .. import audit
-from ..errors import StoreCorrupt
+from ..errors import BadInput, StoreCorrupt
 from ..git import BranchMoved
 from ..identity import agent_email
 from ..ids import STORE_FILE, TASKS_DIR
 from ..model import StoreConfig, dump_store_config, utc
-from ..results import InitResult
+from ..results import InitResult, RestoreResult
 
 if TYPE_CHECKING:
     from ..api import Store
@@ -39,6 +39,39 @@ def init(store: Store, agent: str | None) -> InitResult:
             continue  # someone initialised it meanwhile: attach
         remember(store)
         return InitResult(store.remote_name, store.branch_name, new, created=True)
+    raise StoreCorrupt(f"the branch {store.branch_name!r} keeps appearing and vanishing on the remote")
+
+
+def restore(store: Store, agent: str | None) -> RestoreResult:
+    """Put back the store branch this clone last saw; see :meth:`gitclaim.api.Store.restore`."""
+    store.whoami(agent)  # a legal name, like every change
+    t = store.transport
+    last = t.last_seen()
+    if last is None or not store.repo.has(last):
+        raise BadInput(
+            f"this clone has never seen the store branch {store.branch_name!r} on {store.remote_name}: nothing to"
+            " restore from here",
+            hint="run gitclaim restore in a clone that worked with the store before it vanished",
+        )
+    store.snapshot(last).config  # noqa: B018 - what is put back must be a store
+    for _ in range(3):
+        tip = t.fetch(vanished_ok=True)
+        if tip is not None:
+            if store.repo.is_ancestor(last, tip):
+                return RestoreResult(store.remote_name, store.branch_name, tip, restored=False)
+            raise BadInput(
+                f"the remote has a store branch {store.branch_name!r} again, at {tip[:10]}, which does not"
+                f" contain the one this clone saw ({last[:10]}): nothing was changed",
+                hint="compare the two with git log before deciding which to keep",
+                tip=tip,
+                last_tip=last,
+            )
+        try:
+            t.push(last, expected=None)  # create only: never over a branch someone made meanwhile
+        except BranchMoved:
+            continue
+        remember(store)
+        return RestoreResult(store.remote_name, store.branch_name, last, restored=True)
     raise StoreCorrupt(f"the branch {store.branch_name!r} keeps appearing and vanishing on the remote")
 
 
