@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -39,6 +40,31 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
         monkeypatch.delenv(name, raising=False)
 
 
+def _wait_for_the_server(path: Path, limit: float = 15.0) -> None:
+    """Until no git process works in the repository at ``path``. A client killed
+    after sending its pack leaves the server's receive-pack to finish the push on
+    its own (moving the pack in, then the ref); an fsck that reads the ref before
+    the pack can report a missing object that is about to arrive."""
+    deadline = time.monotonic() + limit
+    here = str(path.resolve())
+    while time.monotonic() < deadline:
+        busy = False
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                cwd = os.readlink(proc / "cwd")
+                cmd = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if cwd.startswith(here) and (b"receive-pack" in cmd or b"index-pack" in cmd or b"gc" in cmd):
+                busy = True
+                break
+        if not busy:
+            return
+        time.sleep(0.05)
+
+
 def assert_store_sound(remote: Remote, checker: object) -> None:
     """The shared repository passes ``git fsck`` and its whole store history
     passes the validator (``checker``: any Store on a clone of ``remote``)."""
@@ -48,6 +74,7 @@ def assert_store_sound(remote: Remote, checker: object) -> None:
     from gitclaim.enforce import check_push
 
     assert isinstance(checker, Store)
+    _wait_for_the_server(remote.path)
     git("fsck", "--no-progress", "--no-dangling", cwd=remote.path)
     tip = checker.transport.fetch()
     assert tip is not None

@@ -51,7 +51,8 @@ def git(*args: str, cwd: Path | str | None = None, check: bool = True, timeout: 
     """Run the git CLI; its stdout. A failure raises AssertionError with git's stderr."""
     r = subprocess.run([GIT, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
     if check and r.returncode != 0:
-        raise AssertionError(f"git {' '.join(args)} failed ({r.returncode}): {r.stderr.strip()}")
+        said = "\n".join(x for x in (r.stderr.strip(), r.stdout.strip()) if x)  # fsck reports on stdout
+        raise AssertionError(f"git {' '.join(args)} failed ({r.returncode}): {said}")
     return r.stdout
 
 

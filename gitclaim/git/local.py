@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -12,17 +11,23 @@ from typing import TYPE_CHECKING
 import pygit2
 from pygit2.enums import ObjectType, RepositoryOpenFlag
 
-if TYPE_CHECKING:
-    pass
 from ..errors import (
     RemoteUnreachable,
     StoreLocked,
 )
 from .failures import error_text
 from .transport import ALIVE_PREFIX, STALE_LOCK_SECONDS, BranchMoved, Transport
+from .upkeep import pack_when_due
 
 if TYPE_CHECKING:
     from .repo import Repo
+
+
+def _config(repo: pygit2.Repository, key: str) -> str | None:
+    try:
+        return str(repo.config[key])
+    except (KeyError, pygit2.GitError):
+        return None
 
 
 class LocalTransport(Transport):
@@ -57,9 +62,9 @@ class LocalTransport(Transport):
             self.repo.set_ref(self.tracking_ref, None, "gitclaim: branch absent")
             return None
         if not self.repo.has(tip):
-            self._libgit2_fetch()
+            fetched = self._fetch_branch()
             if not self.repo.has(tip):  # moved again meanwhile; objects of the newer tip are here
-                tip = self.repo.ref(self.tracking_ref) or tip
+                tip = fetched or tip
             if not self.repo.has(tip):
                 raise RemoteUnreachable(f"fetch from {self.path} did not bring {tip}", remote=self.remote)
         self.repo.set_ref(self.tracking_ref, tip, "gitclaim: fetch")
@@ -169,11 +174,15 @@ class LocalTransport(Transport):
                 # Another writer holds the ref's lock right now (the branch is moving),
                 # or a killed one left it behind: its age tells which.
                 lock = Path(self.path) / f"{self.remote_ref}.lock"
-                with contextlib.suppress(OSError):
-                    if time.time() - lock.stat().st_mtime > STALE_LOCK_SECONDS:
-                        raise StoreLocked.naming(str(lock), self.branch) from None
+                try:
+                    age = time.time() - lock.stat().st_mtime
+                except OSError:
+                    raise BranchMoved(None) from None  # another lock, or this one already gone: contention
+                if age > STALE_LOCK_SECONDS:
+                    raise StoreLocked.naming(str(lock), self.branch) from None
                 raise BranchMoved(None, lock=str(lock)) from None
             raise RemoteUnreachable(
                 f"cannot update {self.remote_ref} in {self.path}: {error_text(e)}", remote=self.remote
             ) from None
         self._pushed(new)
+        pack_when_due(self.path, lambda key: _config(remote, key))  # as receive-pack's auto-gc would

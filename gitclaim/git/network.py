@@ -68,8 +68,7 @@ class NetworkTransport(Transport):
         return scrub(shown)
 
     def _fetch_tip(self) -> str | None:
-        self._libgit2_fetch()
-        return self.repo.ref(self.tracking_ref)
+        return self._fetch_branch()
 
     def push_alive(self, agent: str, commit: str) -> None:
         tmp = self._push_ref(commit)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from pygit2.enums import FetchPrune, Option
 if TYPE_CHECKING:
     pass
 from ..errors import BadInput, LocalIOError, NotInitialized, StoreVanished
-from .failures import NoMoreCredentials, error_text, network_error
+from .failures import NoMoreCredentials, error_text, lock_named, network_error
 
 if TYPE_CHECKING:
     from .repo import Repo
@@ -99,7 +100,7 @@ class Transport:
 
     def local_tip(self) -> str | None:
         """The last tip we saw (may be stale). No network."""
-        return self.repo.ref(self.tracking_ref) or self.last_seen()
+        return self.repo.ref(self.tracking_ref)
 
     def fetch(self, *, vanished_ok: bool = False) -> str | None:
         """The remote's tip now, with its objects local. None if the branch is absent.
@@ -164,7 +165,23 @@ class Transport:
     def _shown_url(self) -> str:
         return str(self._git_remote().url)
 
-    def _libgit2_fetch(self, spec: str | None = None) -> None:
+    def _fetch_branch(self) -> str | None:
+        """Fetch the store branch: its tip, or None if the remote has none.
+
+        The fetch writes a ref of its own, read and dropped at once, and the
+        tracking ref is then set as the cache it is: a lock on it left by a
+        killed gitclaim or a concurrent git costs a stale cache, not the command.
+        """
+        tmp = f"refs/gitclaim/fetch/{uuid.uuid4().hex}"
+        try:
+            self._libgit2_fetch(f"+{self.remote_ref}:{tmp}")
+            tip = self.repo.ref(tmp)
+        finally:
+            self.repo.set_ref(tmp, None, "gitclaim: fetched")
+        self.repo.set_ref(self.tracking_ref, tip, "gitclaim: fetch")
+        return tip
+
+    def _libgit2_fetch(self, spec: str) -> None:
         # libgit2 rewrites FETCH_HEAD on every fetch (and pygit2 has no switch for
         # it): put the user's back, so that `git fetch origin main && git merge
         # FETCH_HEAD` never merges the task store.
@@ -182,11 +199,10 @@ class Transport:
                 elif head.read_bytes() != kept:
                     head.write_bytes(kept)
 
-    def _fetch_into_clone(self, spec: str | None) -> None:
+    def _fetch_into_clone(self, spec: str) -> None:
         from .callbacks import NetCallbacks  # the network's callbacks import this module
 
         remote = self._git_remote()
-        spec = spec or f"+{self.remote_ref}:{self.tracking_ref}"
         callbacks = NetCallbacks(self.repo.config_entries, self._ssh_keys())
         if self.progress is not None:
             report = self.progress
@@ -208,6 +224,7 @@ class Transport:
                         "writing: run the same command again; if no such process is running, delete the .lock "
                         "file named above",
                         path=self.repo.repo.path,
+                        lock=lock_named(text),
                     ) from None
                 raise LocalIOError(
                     f"cannot store what was fetched from {self.remote} in this clone: {text}",
