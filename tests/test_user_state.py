@@ -43,7 +43,11 @@ def test_every_command_leaves_the_users_git_state_alone(
     git("commit", "-qm", "code", cwd=seed)
     git("push", "-q", "origin", "main", cwd=seed)
 
+    git("push", "-q", "origin", "main:feature", cwd=seed)
     clone = make_clone(remote, "user")
+    git("fetch", "-q", "origin", cwd=clone)
+    # gone from the remote: the user's refs/remotes/origin/feature is stale, and theirs to prune
+    git("push", "-q", "origin", ":feature", cwd=seed)
     git("fetch", "-q", "origin", "main", cwd=clone)
     git("reset", "-q", "--hard", "FETCH_HEAD", cwd=clone)
     git("config", "user.name", "Ann", cwd=clone)
