@@ -19,7 +19,7 @@ from typing import TypeVar
 
 import pytest
 
-from .servers import GitDaemon, GitHttp, GitSshd, MissingTool, Remote, Server, clone, git, make_remote_path
+from .servers import GitDaemon, GitHttp, Gitolite, GitSshd, MissingTool, Remote, Server, clone, git, make_remote_path
 
 S = TypeVar("S", bound=Server)
 
@@ -230,3 +230,9 @@ def git_https(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitHttp]:
 @pytest.fixture
 def https_remote(git_https: GitHttp, tmp_path: Path) -> Remote:
     return git_https.remote(repo_name(tmp_path))
+
+
+@pytest.fixture(scope="session")
+def gitolite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gitolite]:
+    """gitolite3 behind its own sshd, with keys for admin, agent-a and agent-b."""
+    yield from _serve(lambda: Gitolite(tmp_path_factory.mktemp("gitolite")))

@@ -342,3 +342,96 @@ class GitHttp(Server):
         bare = make_bare(self.base / f"{name}.git")
         git("config", "http.receivepack", "true", cwd=bare)
         return Remote(bare, f"{self.scheme}://127.0.0.1:{self.port}/{name}.git")
+
+
+GITOLITE_USER = "gitclaim-gl"
+
+
+class Gitolite(Server):
+    """gitolite3 (Debian's package) behind its own sshd on 127.0.0.1: one hosting user,
+    an admin key, and a key per agent. ``allow(repo, rules)`` writes a repository's
+    rules (``{"agent-a": "RW+", "agent-b": "R"}``) and compiles them. Needs root."""
+
+    def __init__(self, root: Path, agents: tuple[str, ...] = ("agent-a", "agent-b")) -> None:
+        import pwd
+
+        super().__init__()
+        gitolite = shutil.which("gitolite") or "/usr/bin/gitolite"
+        if os.geteuid() != 0 or not os.path.exists(SSHD) or not os.path.exists(gitolite):
+            raise MissingTool("gitolite needs root, openssh-server and gitolite3 (bash scripts/test installs them)")
+        self.home = Path(tempfile.mkdtemp(prefix="gitclaim-gitolite-", dir="/tmp"))
+        self.home.chmod(0o755)
+        try:
+            pw = pwd.getpwnam(GITOLITE_USER)
+        except KeyError:
+            subprocess.run(["useradd", "--shell", "/bin/sh", GITOLITE_USER], check=True, capture_output=True)
+            pw = pwd.getpwnam(GITOLITE_USER)
+        subprocess.run(["usermod", "-p", "*", "-d", str(self.home), GITOLITE_USER], check=True, capture_output=True)
+        os.chown(self.home, pw.pw_uid, pw.pw_gid)
+        self.uid, self.gid = pw.pw_uid, pw.pw_gid
+        self.dir = root
+        self.keys: dict[str, Path] = {}
+        for name in ("admin", *agents):
+            key = root / f"{name}_ed25519"
+            _keygen(key)
+            self.keys[name] = key
+        admin_pub = self.home / "admin.pub"
+        shutil.copy(f"{self.keys['admin']}.pub", admin_pub)
+        os.chown(admin_pub, self.uid, self.gid)
+        self._as_user(gitolite, "setup", "-pk", str(admin_pub))
+        keydir = self.home / ".gitolite" / "keydir"
+        for name in agents:
+            shutil.copy(f"{self.keys[name]}.pub", keydir / f"{name}.pub")
+        self.rules: dict[str, dict[str, str]] = {}
+        self._compile()
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        self.host_key = root / "ssh_host_ed25519_key"
+        _keygen(self.host_key)
+        self.port = free_port()
+        config = root / "sshd_config"
+        config.write_text(
+            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {self.host_key}\n"
+            f"PidFile {root / 'sshd.pid'}\nAuthorizedKeysFile {self.home}/.ssh/authorized_keys\nStrictModes no\n"
+            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
+            f"AllowUsers {GITOLITE_USER}\nUsePAM no\nMaxStartups 100:30:200\nMaxSessions 100\nLogLevel ERROR\n"
+        )
+        self.log = root / "sshd.log"
+        with self.log.open("w") as log:
+            self._spawn([SSHD, "-D", "-e", "-f", str(config)], stderr=log)
+        self._await_port("sshd", log=self.log)
+        pub = Path(f"{self.host_key}.pub").read_text().split()
+        self.known_hosts_line = f"[127.0.0.1]:{self.port} {pub[0]} {pub[1]}\n"
+
+    def _as_user(self, *args: str) -> None:
+        env = {"HOME": str(self.home), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "USER": GITOLITE_USER}
+        subprocess.run(
+            ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups", *args],
+            check=True, capture_output=True, env=env, cwd=self.home,
+        )  # fmt: skip
+
+    def _compile(self) -> None:
+        conf = ["repo gitolite-admin", "    RW+ = admin", ""]
+        for repo, rules in self.rules.items():
+            conf.append(f"repo {repo}")
+            conf += [f"    {perm} = {who}" for who, perm in rules.items()]
+            conf.append("")
+        path = self.home / ".gitolite" / "conf" / "gitolite.conf"
+        path.write_text("\n".join(conf) + "\n")
+        for d, _, files in os.walk(self.home / ".gitolite"):
+            os.chown(d, self.uid, self.gid)
+            for f in files:
+                os.chown(os.path.join(d, f), self.uid, self.gid)
+        self._as_user("gitolite", "compile")
+        self._as_user("gitolite", "trigger", "POST_COMPILE")
+
+    def allow(self, repo: str, rules: dict[str, str]) -> Remote:
+        """Create (or re-rule) ``repo``: a Remote whose URL is reached as the hosting user."""
+        self.rules[repo] = rules
+        self._compile()
+        bare = self.home / "repositories" / f"{repo}.git"
+        return Remote(bare, f"ssh://{GITOLITE_USER}@127.0.0.1:{self.port}/{repo}")
+
+    def stop(self) -> None:
+        super().stop()
+        if hasattr(self, "home"):
+            shutil.rmtree(self.home, ignore_errors=True)

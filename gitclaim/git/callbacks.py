@@ -18,15 +18,19 @@ if TYPE_CHECKING:
     from . import credentials as gitcred
 
 
-def key_options(username: str | None, configured: Iterable[str] = ()) -> list[Any]:
-    """ssh keys to offer, in order: the ssh agent if SSH_AUTH_SOCK is set, then
-    the key file named by GITCLAIM_SSH_KEY, or else the IdentityFile lines of
-    ~/.ssh/config for this host, or else ~/.ssh/id_ed25519 and ~/.ssh/id_rsa
-    (as ssh does: the default keys only when the config names none)."""
-    out: list[Any] = []
+def key_options(username: str | None, configured: Iterable[str] = (), identities_only: bool = False) -> list[Any]:
+    """ssh keys to offer, in order.
+
+    A key named for this remote comes first: the file GITCLAIM_SSH_KEY names,
+    or else the IdentityFile lines of ~/.ssh/config for this host. Where the
+    host knows its users by their keys (gitolite, forges), the first key it
+    accepts is who you are, so an agent's other keys offered first would push
+    as someone else. Then the ssh agent's keys, unless a key was named by
+    GITCLAIM_SSH_KEY or ``IdentitiesOnly yes`` says the named ones only (as
+    OpenSSH does). With nothing named: the agent, then ~/.ssh/id_ed25519 and
+    ~/.ssh/id_rsa (the default keys only when the config names none).
+    """
     user = username or "git"
-    if os.environ.get("SSH_AUTH_SOCK"):
-        out.append(pygit2.KeypairFromAgent(user))
     named = os.environ.get("GITCLAIM_SSH_KEY")
     ssh_dir = Path(os.path.expanduser("~")) / ".ssh"
     from_config = [Path(k) for k in configured]
@@ -36,11 +40,15 @@ def key_options(username: str | None, configured: Iterable[str] = ()) -> list[An
         keys = from_config
     else:
         keys = [ssh_dir / "id_ed25519", ssh_dir / "id_rsa"]
-    for key in keys:
-        if key.is_file():
-            pub = Path(f"{key}.pub")
-            out.append(pygit2.Keypair(user, str(pub) if pub.is_file() else None, str(key), ""))
-    return out
+    files = [
+        pygit2.Keypair(user, str(Path(f"{key}.pub")) if Path(f"{key}.pub").is_file() else None, str(key), "")
+        for key in keys
+        if key.is_file()
+    ]
+    agent = [pygit2.KeypairFromAgent(user)] if os.environ.get("SSH_AUTH_SOCK") else []
+    if named or from_config:
+        return files if (named or identities_only) else [*files, *agent]
+    return [*agent, *files]
 
 
 def local_user() -> str:
@@ -66,10 +74,14 @@ class NetCallbacks(pygit2.RemoteCallbacks):
     """
 
     def __init__(
-        self, config: Callable[[], list[tuple[str, str]]] | None = None, ssh_keys: tuple[str, ...] = ()
+        self,
+        config: Callable[[], list[tuple[str, str]]] | None = None,
+        ssh_keys: tuple[str, ...] = (),
+        identities_only: bool = False,
     ) -> None:
         super().__init__()
         self.ssh_keys = ssh_keys
+        self.identities_only = identities_only
         self.host_key_refused: str | None = None
         self.offered: int = 0
         self.auth_failed = False
@@ -103,7 +115,7 @@ class NetCallbacks(pygit2.RemoteCallbacks):
             raise NoMoreCredentials()
         if self._options is None:
             if allowed_types & CredentialType.SSH_KEY:
-                self._options = key_options(username_from_url, self.ssh_keys)
+                self._options = key_options(username_from_url, self.ssh_keys, self.identities_only)
             else:
                 token = os.environ.get("GITCLAIM_TOKEN")
                 self._options = [pygit2.UserPass(username_from_url or "x-access-token", token)] if token else []
@@ -150,8 +162,9 @@ class PushCallbacks(NetCallbacks):
         check_old: bool = True,
         config: Callable[[], list[tuple[str, str]]] | None = None,
         ssh_keys: tuple[str, ...] = (),
+        identities_only: bool = False,
     ) -> None:
-        super().__init__(config, ssh_keys)
+        super().__init__(config, ssh_keys, identities_only)
         self.dst_ref = dst_ref
         self.check_old = check_old
         self.expected = expected or ZERO

@@ -68,6 +68,19 @@ AUTH_PHRASES = ("failed to authenticate ssh session", "status code: 401", "authe
                  "authentication required")  # fmt: skip
 
 
+# A server's words for "you, whom it knows, may not do this here": the login worked,
+# the access check refused. Nothing was sent, and retrying will not help.
+DENIAL_PHRASES = (
+    " denied by ",  # gitolite: FATAL: W any REPO USER DENIED by fallthru
+    "fatal: w any ",
+    "fatal: r any ",
+    "access denied",
+    "you are not allowed to push",  # GitLab
+    "user permission denied",  # Gitea, Forgejo
+    "write access to repository not granted",  # GitHub
+)
+
+
 def network_error(cb: NetCallbacks, e: BaseException, what: str, remote: str, url: str) -> RemoteUnreachable:
     """One of five distinct failures: the ssh host key, the TLS certificate,
     the credentials, access refused to known credentials, or the host itself."""
@@ -94,6 +107,15 @@ def network_error(cb: NetCallbacks, e: BaseException, what: str, remote: str, ur
             reason="host_key",
         )
     lowered = text.lower()
+    if any(w in lowered for w in DENIAL_PHRASES) and not cb.auth_failed:
+        return AuthFailed(
+            f"{what}: the server refused access: {text}",
+            hint="the server knows who you are but does not let you do this here: ask its operator for access"
+            " (gitolite: a rule for your key's user in gitolite.conf), or use the key it knows for your agent",
+            remote=remote,
+            url=url,
+            reason="forbidden",
+        )
     if "status code: 403" in lowered and not cb.auth_failed:
         return AuthFailed(
             f"{what}: the server refused access (HTTP 403 Forbidden)",

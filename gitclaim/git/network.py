@@ -39,12 +39,14 @@ class NetworkTransport(Transport):
         # Where to connect: the URL, unless ~/.ssh/config says an ssh host alias is elsewhere.
         self.connect_url = url
         self.ssh_keys: tuple[str, ...] = ()
+        self.identities_only = False
         from . import sshconfig  # network remotes only: keeps local commands' start-up short
 
         entries = sshconfig.load() if sshconfig.split_ssh_url(url) is not None else []  # read it for ssh only
         target = sshconfig.resolve(url, entries, home=os.path.expanduser("~"), local_user=local_user())
         if target is not None:
             self.ssh_keys = target.identity_files
+            self.identities_only = target.identities_only
             if target.moved:
                 self.connect_url = target.url()
         self._tls_ready = urlparse(url).scheme.lower() != "https"
@@ -61,6 +63,9 @@ class NetworkTransport(Transport):
     def _ssh_keys(self) -> tuple[str, ...]:
         return self.ssh_keys
 
+    def _identities_only(self) -> bool:
+        return self.identities_only
+
     def _shown_url(self) -> str:
         shown = (
             self.url if self.connect_url == self.url else f"{self.url}, which ~/.ssh/config makes {self.connect_url}"
@@ -74,7 +79,12 @@ class NetworkTransport(Transport):
         tmp = self._push_ref(commit)
         git = self.repo.repo
         cb = PushCallbacks(
-            ALIVE_PREFIX + agent, None, check_old=False, config=self.repo.config_entries, ssh_keys=self.ssh_keys
+            ALIVE_PREFIX + agent,
+            None,
+            check_old=False,
+            config=self.repo.config_entries,
+            ssh_keys=self.ssh_keys,
+            identities_only=self.identities_only,
         )
         try:
             self._git_remote().push([f"+{tmp}:{ALIVE_PREFIX}{agent}"], callbacks=cb)
@@ -93,8 +103,12 @@ class NetworkTransport(Transport):
                 git.references.delete(tmp)
         cb.succeeded()
         if cb.refused is not None:
+            said = scrub("".join(cb.sideband).strip())  # the hook's own words, not only "hook declined"
             raise PushRejected(
-                scrub(f"the remote refused the heartbeat of {agent}: {cb.refused}"), reason=scrub(cb.refused)
+                scrub(f"the remote refused the heartbeat of {agent}: {cb.refused}") + (f"\n{said}" if said else ""),
+                remote=self.remote,
+                reason=scrub(cb.refused),
+                server_output=said,
             )
 
     def _push_ref(self, commit: str) -> str:
@@ -117,7 +131,13 @@ class NetworkTransport(Transport):
     def push(self, new: str, expected: str | None, paths: Iterable[str] | None = None) -> None:
         tmp = self._push_ref(new)
         git = self.repo.repo
-        cb = PushCallbacks(self.remote_ref, expected, config=self.repo.config_entries, ssh_keys=self.ssh_keys)
+        cb = PushCallbacks(
+            self.remote_ref,
+            expected,
+            config=self.repo.config_entries,
+            ssh_keys=self.ssh_keys,
+            identities_only=self.identities_only,
+        )
         try:
             self._git_remote().push([f"{tmp}:{self.remote_ref}"], callbacks=cb)
         except BranchMoved:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
-KEYS = ("hostname", "port", "user", "identityfile")
+KEYS = ("hostname", "port", "user", "identityfile", "identitiesonly")
 _MAX_INCLUDE_DEPTH = 8
 _NEVER = ("!*",)  # the patterns of a Match block: gitclaim cannot evaluate its criteria
 
@@ -48,6 +48,7 @@ class SshTarget:
     user: str | None
     path: str  # as the URL wrote it: the scp form's path goes to the server untouched
     identity_files: tuple[str, ...] = ()
+    identities_only: bool = False  # IdentitiesOnly yes: offer the named keys only, never the agent's others
     moved: bool = False  # the config changed the host, port or user of the URL
     scp: bool = False  # written [user@]host:path, not ssh://
 
@@ -171,7 +172,8 @@ def resolve(url: str, entries: list[Entry], *, home: str, local_user: str) -> Ss
         port = int(found["port"])
     user = user or found.get("user")
     keys = tuple(_expand(i, home=home, host=host, user=user or local_user, local_user=local_user) for i in identities)
-    return SshTarget(host, port, user, path, keys, moved=(user, host, port) != given, scp=scp)
+    only = found.get("identitiesonly", "no").lower() in ("yes", "true")
+    return SshTarget(host, port, user, path, keys, only, moved=(user, host, port) != given, scp=scp)
 
 
 def _expand(value: str, *, home: str, host: str, user: str, local_user: str) -> str:

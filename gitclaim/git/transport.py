@@ -162,6 +162,9 @@ class Transport:
     def _ssh_keys(self) -> tuple[str, ...]:
         return ()
 
+    def _identities_only(self) -> bool:
+        return False
+
     def _shown_url(self) -> str:
         return str(self._git_remote().url)
 
@@ -203,7 +206,7 @@ class Transport:
         from .callbacks import NetCallbacks  # the network's callbacks import this module
 
         remote = self._git_remote()
-        callbacks = NetCallbacks(self.repo.config_entries, self._ssh_keys())
+        callbacks = NetCallbacks(self.repo.config_entries, self._ssh_keys(), self._identities_only())
         if self.progress is not None:
             report = self.progress
 
@@ -211,7 +214,7 @@ class Transport:
                 def transfer_progress(self, stats: pygit2.remotes.TransferProgress) -> None:
                     report("fetch", stats.received_objects, stats.total_objects)
 
-            callbacks = _Progress(self.repo.config_entries, self._ssh_keys())
+            callbacks = _Progress(self.repo.config_entries, self._ssh_keys(), self._identities_only())
         try:
             remote.fetch([spec], prune=FetchPrune.PRUNE, callbacks=callbacks)
         except (OSError, pygit2.GitError, NoMoreCredentials) as e:
