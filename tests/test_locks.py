@@ -40,7 +40,7 @@ def test_a_lock_left_by_a_killed_writer_is_named_and_the_command_ends(
     assert err["code"] == "store_locked"
     assert "gitclaim.lock" in err["details"]["lock"] and "gitclaim.lock" in err["message"]
     assert "delete the lock file" in err["hint"]
-    assert err["details"]["retries"] <= 40  # not the 228 tries of a 60 s deadline it took before
+    assert err["details"]["retries"] < 100  # two seconds of tries, not the 228 of a 60 s deadline it took before
     assert remote.ref() == tip
     human = run_cli("claim", "one", "--agent", "a1", cwd=c)
     assert human.returncode == 19 and "gitclaim.lock" in human.stderr and "Traceback" not in human.stderr
