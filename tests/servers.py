@@ -190,6 +190,27 @@ class Server:
     ) -> None:
         self.stop()
 
+    def _start_sshd(self, root: Path, authorized_keys: Path, user: str) -> None:
+        """sshd on a free port of 127.0.0.1 with a host key of its own, letting ``user``
+        in by the keys in ``authorized_keys``; sets ``host_key``, ``port``, ``log`` and
+        ``known_hosts_line``."""
+        self.host_key = root / "ssh_host_ed25519_key"
+        _keygen(self.host_key)
+        self.port = free_port()
+        config = root / "sshd_config"
+        config.write_text(
+            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {self.host_key}\n"
+            f"PidFile {root / 'sshd.pid'}\nAuthorizedKeysFile {authorized_keys}\nStrictModes no\n"
+            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
+            f"AllowUsers {user}\nUsePAM no\nMaxStartups 100:30:200\nMaxSessions 100\nLogLevel ERROR\n"
+        )
+        self.log = root / "sshd.log"
+        with self.log.open("w") as log:
+            self._spawn([SSHD, "-D", "-e", "-f", str(config)], stderr=log)
+        self._await_port("sshd", log=self.log)
+        pub = Path(f"{self.host_key}.pub").read_text().split()
+        self.known_hosts_line = f"[127.0.0.1]:{self.port} {pub[0]} {pub[1]}\n"
+
 
 class GitDaemon(Server):
     """``git daemon`` on 127.0.0.1 serving (and taking pushes to) every repository under ``base``."""
@@ -252,8 +273,6 @@ class GitSshd(Server):
         self.repos = self.shared / "repos"
         self.repos.mkdir()
         os.chown(self.repos, self.uid, self.gid)
-        self.host_key = root / "ssh_host_ed25519_key"
-        _keygen(self.host_key)
         self.client_key = root / "client_ed25519"
         _keygen(self.client_key)
         self.other_key = root / "other_ed25519"  # never authorised
@@ -261,20 +280,7 @@ class GitSshd(Server):
         auth = self.shared / "authorized_keys"
         auth.write_text(Path(f"{self.client_key}.pub").read_text())
         auth.chmod(0o644)
-        self.port = free_port()
-        config = root / "sshd_config"
-        config.write_text(
-            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {self.host_key}\n"
-            f"PidFile {root / 'sshd.pid'}\nAuthorizedKeysFile {auth}\nStrictModes no\n"
-            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
-            f"AllowUsers {SSH_USER}\nUsePAM no\nMaxStartups 100:30:200\nMaxSessions 100\nLogLevel ERROR\n"
-        )
-        self.log = root / "sshd.log"
-        with self.log.open("w") as log:
-            self._spawn([SSHD, "-D", "-e", "-f", str(config)], stderr=log)
-        self._await_port("sshd", log=self.log)
-        pub = Path(f"{self.host_key}.pub").read_text().split()
-        self.known_hosts_line = f"[127.0.0.1]:{self.port} {pub[0]} {pub[1]}\n"
+        self._start_sshd(root, auth, SSH_USER)
 
     def remote(self, name: str) -> Remote:
         """A new empty bare repository owned by the git-shell user."""
@@ -385,22 +391,7 @@ class Gitolite(Server):
         self.rules: dict[str, dict[str, str]] = {}
         self._compile()
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-        self.host_key = root / "ssh_host_ed25519_key"
-        _keygen(self.host_key)
-        self.port = free_port()
-        config = root / "sshd_config"
-        config.write_text(
-            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {self.host_key}\n"
-            f"PidFile {root / 'sshd.pid'}\nAuthorizedKeysFile {self.home}/.ssh/authorized_keys\nStrictModes no\n"
-            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
-            f"AllowUsers {GITOLITE_USER}\nUsePAM no\nMaxStartups 100:30:200\nMaxSessions 100\nLogLevel ERROR\n"
-        )
-        self.log = root / "sshd.log"
-        with self.log.open("w") as log:
-            self._spawn([SSHD, "-D", "-e", "-f", str(config)], stderr=log)
-        self._await_port("sshd", log=self.log)
-        pub = Path(f"{self.host_key}.pub").read_text().split()
-        self.known_hosts_line = f"[127.0.0.1]:{self.port} {pub[0]} {pub[1]}\n"
+        self._start_sshd(root, self.home / ".ssh" / "authorized_keys", GITOLITE_USER)
 
     def _as_user(self, *args: str) -> None:
         env = {"HOME": str(self.home), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "USER": GITOLITE_USER}
