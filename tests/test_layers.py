@@ -15,7 +15,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gitclaim"
 MODULES = sorted(p for p in PACKAGE.rglob("*.py"))
 
 # The domain: no I/O, no clock, no git (docs/architecture.md).
-PURE = {"model", "ids", "rules", "audit", "validate", "views", "errors", "operations", "units", "refnames", "results"}
+PURE = {
+    "model", "ids", "rules", "audit", "validate", "views", "errors", "operations", "units", "refnames", "results",
+    "sshkeys", "sshsig",
+}  # fmt: skip
 IO = {"subprocess", "socket", "pygit2", "os", "shutil", "tempfile"}
 HIGHER = {"api", "cas", "snapshot", "cache", "ops", "cli", "mcp_server", "render", "enforce", "hook", "demo", "git"}
 
