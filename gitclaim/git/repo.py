@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,6 +90,8 @@ class Repo:
             value = self.repo.config[key]
         except KeyError:
             return None
+        if value is None:  # `[commit] gpgsign` with no `=`: git reads it as true (str() would say "None")
+            return "true"
         return str(value)
 
     def config_entries(self) -> list[tuple[str, str]]:
@@ -260,13 +262,40 @@ class Repo:
         author: str,
         email: str,
         when: datetime,
+        sign: Callable[[bytes], str] | None = None,
     ) -> str:
         """Write a commit on ``parent`` replacing ``files``; rewrite only their trees.
 
-        Raises :class:`LocalIOError` if the clone cannot be written.
+        ``sign`` turns the commit's bytes into an armoured signature (gitclaim.signing),
+        which goes into a ``gpgsig`` header: the object is byte-identical to what
+        ``git commit -S`` writes. Raises :class:`LocalIOError` if the clone cannot be
+        written, and what ``sign`` raises.
         """
         repo = self.repo
-        base = self.commit_tree(parent) if parent is not None else None
+        tree = self._write_tree(self.commit_tree(parent) if parent is not None else None, files)
+        sig = pygit2.Signature(author, email, int(when.timestamp()), 0)
+        parents: list[str | pygit2.Oid] = [pygit2.Oid(hex=parent)] if parent is not None else []
+        content, signature = "", None
+        if sign is not None:  # outside the try: what the signer raises is its own to say
+            content = str(repo.create_commit_string(sig, sig, message, tree, parents))  # text (the stub says Oid)
+            # git keeps the armour's last newline out of the header; so must we to match git commit -S
+            signature = sign(content.encode("utf-8")).rstrip("\n")
+        try:
+            if signature is None:
+                return str(repo.create_commit(None, sig, sig, message, tree, parents))
+            return str(repo.create_commit_with_signature(content, signature))
+        except (OSError, pygit2.GitError) as e:  # pygit2 raises OSError when a write fails
+            raise self._write_failed(e) from None
+
+    def _write_failed(self, e: BaseException) -> LocalIOError:
+        return LocalIOError(
+            f"cannot write the commit into this clone ({self.repo.path}): {error_text(e)}; nothing was pushed",
+            path=self.repo.path,
+        )
+
+    def _write_tree(self, base: pygit2.Tree | None, files: Mapping[str, bytes]) -> pygit2.Oid:
+        """``base`` with ``files`` replaced: only the trees on their paths are rewritten."""
+        repo = self.repo
         nested: dict[str, Any] = {}
         for path, data in files.items():
             parts = path.split("/")
@@ -292,15 +321,24 @@ class Repo:
                 tb.insert(name, build(sub, change, f"{where}{name}/"), FileMode.TREE)
             return tb.write()
 
-        sig = pygit2.Signature(author, email, int(when.timestamp()), 0)
-        parents = [pygit2.Oid(hex=parent)] if parent is not None else []
         try:
-            return str(repo.create_commit(None, sig, sig, message, build(base, nested, ""), parents))
-        except (OSError, pygit2.GitError) as e:  # pygit2 raises OSError when a write fails
-            raise LocalIOError(
-                f"cannot write the commit into this clone ({repo.path}): {error_text(e)}; nothing was pushed",
-                path=repo.path,
-            ) from None
+            return build(base, nested, "")
+        except (OSError, pygit2.GitError) as e:
+            raise self._write_failed(e) from None
+
+    def commit_signature(self, oid: str) -> tuple[str, bytes] | None:
+        """The armoured signature of a commit and the bytes it signs (the commit without its
+        ``gpgsig`` header), or None for an unsigned commit. Raises :class:`StoreCorrupt`."""
+        try:
+            c = self.repo[oid]
+        except (KeyError, ValueError):
+            raise StoreCorrupt(f"commit {oid} is missing from the local object store", commit=oid) from None
+        if not isinstance(c, pygit2.Commit):
+            raise StoreCorrupt(f"{oid} is not a commit", commit=oid)
+        signature, payload = c.gpg_signature
+        if signature is None or payload is None:
+            return None
+        return signature.decode("utf-8", "replace"), bytes(payload)
 
     def commit_info(self, oid: str) -> CommitInfo:
         c = self.repo[oid]
