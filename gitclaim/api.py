@@ -25,20 +25,21 @@ import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import views
 from .cache import FolderCache
 from .cas import NoWrite, Outcome, RetryPolicy, Write, mutate
-from .errors import PushRejected
+from .errors import NotAllowed, PushRejected
 from .git import Repo, Transport, require
 from .identity import AGENT_ENV, agent_email, remember_agent, resolve_agent
 from .ids import validate_agent
 from .model import utc
 from .ops import add as add_ops
-from .ops import bootstrap, leases, queries, verbs
+from .ops import bootstrap, leases, queries, signers, verbs
 from .ops import claim as claim_ops
 from .ops import edit as edit_ops
+from .ops import verify as verify_ops
 from .refnames import validate_branch, validate_remote
 from .results import (
     AddResult,
@@ -47,12 +48,18 @@ from .results import (
     InitResult,
     Listing,
     OpResult,
+    PolicyResult,
     ReapResult,
     RestoreResult,
     StaleReport,
     TaskView,
+    VerifyResult,
 )
 from .snapshot import Snapshot
+from .trust import RULES as IDENTITY_RULES
+
+if TYPE_CHECKING:
+    from .signing import Signer
 
 __all__ = ["AGENT_ENV", "DEFAULT_BRANCH", "DEFAULT_REMOTE", "Store", "agent_email", "resolve_agent"]
 
@@ -93,6 +100,8 @@ class Store:
         self._transport: Transport | None = None
         self._cache = FolderCache(self.repo.common_dir)
         self._seen_for_check: dict[str, datetime] = {}  # heartbeats a takeover decision used
+        self._signer: Signer | None = None
+        self._signer_known = False
 
     # --- configuration and the one mutation path ------------------------------
 
@@ -116,6 +125,24 @@ class Store:
     def whoami(self, agent: str | None = None) -> str:
         explicit = agent if agent is not None else self.agent
         return resolve_agent(explicit, self.env, self.repo.config_get, lambda name: remember_agent(self.repo, name))
+
+    @property
+    def signer(self) -> Signer | None:
+        """What signs this clone's commits, from git's own configuration
+        (``gpg.format=ssh``, ``user.signingkey``, ``commit.gpgsign`` or
+        ``gitclaim.sign``; :mod:`gitclaim.signing`), or None when signing is off.
+        Raises :class:`BadInput` for a configuration gitclaim cannot sign with."""
+        if not self._signer_known:
+            from .signing import signer_from_config
+
+            self._signer = signer_from_config(self.repo.config_get, cwd=self.repo.top)
+            self._signer_known = True
+        return self._signer
+
+    @property
+    def sign(self) -> Callable[[bytes], str] | None:
+        signer = self.signer
+        return signer.sign if signer is not None else None
 
     def snapshot(self, commit: str) -> Snapshot:
         return Snapshot(self.repo, commit, self._cache)
@@ -148,15 +175,25 @@ class Store:
             snapshot=self.snapshot,
             optimistic=optimistic,
             before_push=lambda base, new, paths: self._before_push(agent, base, new, paths),
+            sign=self.sign,
         )
 
     def _before_push(self, agent: str, base: str, new: str, paths: list[str]) -> None:
         """The validator on our own commit, then the clone's pre-push hook."""
         from .enforce import check_new_commit, run_client_pre_push
+        from .judge import Judge
 
         now = utc(self.clock())
         # Heartbeats matter only to a takeover, which checked them itself.
-        bad = check_new_commit(self.repo, base, new, now=now, seen=self._seen_for_check, paths=paths)
+        judge = Judge(self.repo)
+        bad = check_new_commit(self.repo, base, new, now=now, seen=self._seen_for_check, paths=paths, judge=judge)
+        denied = [v for v in bad if v.rule in IDENTITY_RULES]
+        if denied:
+            raise NotAllowed(
+                "the store's policy refuses this change; nothing was pushed:\n" + "\n".join(f"  {v}" for v in denied),
+                rule=denied[0].rule,
+                violations=[v.to_json() for v in denied],
+            )
         if bad:
             raise PushRejected(
                 "gitclaim refused its own commit; this is a bug, nothing was pushed:\n"
@@ -168,13 +205,15 @@ class Store:
 
     # --- the operations (docs/cli.md; one function each in gitclaim.ops) -------
 
-    def init(self, agent: str | None = None) -> InitResult:
+    def init(self, agent: str | None = None, *, require_signed: bool = False) -> InitResult:
         """Create the store branch on the remote, or attach to the one there.
 
+        ``require_signed``: a new store requires signed commits from its first
+        one, which lists the agent's key and makes it the admin (docs/identity.md).
         Raises :class:`RemoteUnreachable`, :class:`StoreCorrupt` (the branch exists
-        but is not a store), :class:`SchemaTooNew`.
+        but is not a store), :class:`SchemaTooNew`, :class:`BadInput` (no signing key).
         """
-        return bootstrap.init(self, agent)
+        return bootstrap.init(self, agent, require_signed)
 
     def restore(self, agent: str | None = None) -> RestoreResult:
         """Put back the store branch this clone last saw, history intact, after it
@@ -354,3 +393,41 @@ class Store:
         """Return every expired (or, with ``silent_after``, silent) claim to the
         queue in one commit that records whom each was taken from."""
         return leases.reap(self, silent_after, agent)
+
+    # --- identity (docs/identity.md; gitclaim.ops.signers, gitclaim.ops.verify) --
+
+    def signers_add(
+        self, name: str, key: str, *, admin: bool = False, operator: bool = False, agent: str | None = None
+    ) -> PolicyResult:
+        """List ``name``'s public key (a .pub file's path or the key line) in allowed_signers. Admin only."""
+        return signers.add(self, name, key, admin, operator, agent)
+
+    def signers_remove(self, name: str, *, agent: str | None = None) -> PolicyResult:
+        """Take ``name``'s keys out of allowed_signers. Admin only."""
+        return signers.remove(self, name, agent)
+
+    def signers_list(self, *, offline: bool = False) -> PolicyResult:
+        """The store's allowed signers, roles and pusher map."""
+        return signers.show(self, offline)
+
+    def signers_require(self, *, agent: str | None = None) -> PolicyResult:
+        """Require signed commits from now on. Admin only, with the admin's key listed."""
+        return signers.require(self, agent)
+
+    def access_grant(
+        self, role: str, name: str, *, as_agents: Sequence[str] | None = None, agent: str | None = None
+    ) -> PolicyResult:
+        """Make ``name`` an admin or operator, or let the pusher ``name`` act as ``as_agents``. Admin only."""
+        return signers.grant(self, role, name, as_agents, agent)
+
+    def access_revoke(
+        self, role: str, name: str, *, as_agents: Sequence[str] | None = None, agent: str | None = None
+    ) -> PolicyResult:
+        """Take a role away, or agents from a pusher's map. Admin only."""
+        return signers.revoke(self, role, name, as_agents, agent)
+
+    def verify(
+        self, *, since: str | None = None, admins: Sequence[str] | None = None, offline: bool = False
+    ) -> VerifyResult:
+        """Replay the store branch's history through every check. Raises :class:`VerifyFailed`."""
+        return verify_ops.verify(self, since, admins, offline)

@@ -12,6 +12,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .validate import TaskMove
 
 TRAILER_PREFIX = "Gitclaim-"
 _TRAILER_RE = re.compile(r"^(Gitclaim-[A-Za-z-]+):[ \t]*(.*)$")
@@ -179,7 +183,13 @@ def read(msg: str) -> Record | None:
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One operation read back from the log."""
+    """One commit of the audit trail, as its change bears it out.
+
+    ``op``, ``from``/``to`` and ``moves`` are what the validator reads from
+    the diff; ``agent`` is the commit's author. ``record`` and ``trailers``
+    are kept only when the trailers agree with the change; ``violations``
+    says what the change broke or what its trailers got wrong.
+    """
 
     commit: str
     time: datetime
@@ -191,7 +201,9 @@ class Entry:
     from_state: str | None
     to_state: str | None
     trailers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    record: Record | None = None  # None for a commit gitclaim did not write
+    record: Record | None = None  # None for a commit gitclaim did not write, or whose trailers disagree
+    moves: tuple[TaskMove, ...] = ()
+    violations: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         from .model import _iso
@@ -207,6 +219,8 @@ class Entry:
             "from": self.from_state,
             "to": self.to_state,
             "trailers": {k: list(v) for k, v in self.trailers.items()},
+            "moves": [m.to_json() for m in self.moves],
+            "violations": list(self.violations),
         }
 
 

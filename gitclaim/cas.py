@@ -99,9 +99,10 @@ def mutate(
     snapshot: Callable[[str], Snapshot],
     optimistic: bool = True,
     before_push: Callable[[str, str, list[str]], None] | None = None,
+    sign: Callable[[bytes], str] | None = None,
 ) -> Outcome[T]:
     """Run one mutation to completion. ``before_push(base, new, paths)`` may veto a
-    commit by raising. Raises what ``decide`` raises (on fresh data),
+    commit by raising; ``sign`` signs each commit. Raises what ``decide`` raises (on fresh data),
     :class:`RetriesExhausted`, :class:`RemoteUnreachable`, :class:`PushRejected`.
     """
     tries = _Tries(policy, transport.branch)
@@ -125,7 +126,7 @@ def mutate(
                 tip, fresh = transport.fetch(), True
                 continue
             return Outcome(decision.value, None, base, tries.retries)
-        new = repo.write_commit(base, decision.files, decision.message, author, email, now())
+        new = repo.write_commit(base, decision.files, decision.message, author, email, now(), sign=sign)
         paths = list(decision.files)
         if before_push is not None:
             before_push(base, new, paths)  # the validator and the clone's pre-push hook

@@ -162,7 +162,24 @@ def register(
     command.__annotations__ = {p.name: p.annotation for p in sig.parameters.values()}
     command.__name__ = command.__qualname__ = (name or op.name).replace("-", "_")
     command.__doc__ = help or op.help
+    words = op.command.split()
+    if group is app and len(words) == 2:  # "signers add": a subcommand of a group
+        group, name = _group(words[0]), name or words[1]
     group.command(name or op.name)(command)
+
+
+_GROUP_HELP = {
+    "signers": "The store's allowed signers: who signs as whom (docs/identity.md).",
+    "access": "The store's roles and pusher map (docs/identity.md).",
+}
+_groups: dict[str, typer.Typer] = {}
+
+
+def _group(word: str) -> typer.Typer:
+    if word not in _groups:
+        _groups[word] = typer.Typer(help=_GROUP_HELP.get(word, ""), no_args_is_help=True)
+        app.add_typer(_groups[word], name=word)
+    return _groups[word]
 
 
 # --- the hand-written ones ---------------------------------------------------------
@@ -273,7 +290,7 @@ def commands(only: set[str] | None = None) -> typer.Typer:
     keeps): all of them, or only those in ``only`` when a command line names
     them (each command then pays for building one command, not thirty)."""
     for op in carried(Surface.CLI):
-        if op.name not in _registered and (only is None or op.name in only):
+        if op.name not in _registered and (only is None or op.command.split()[0] in only):
             CUSTOM.get(op.name, register)(op)
             _registered.add(op.name)
     return app
@@ -295,7 +312,7 @@ def _main(argv: list[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in args
     _globals.progress = not as_json and sys.stderr.isatty()
-    names = {op.name for op in carried(Surface.CLI)}
+    names = {op.command.split()[0] for op in carried(Surface.CLI)}
     named = {a for a in args if a in names}
     command = next((a for a in args if a in names), "")
     try:

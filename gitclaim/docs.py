@@ -29,7 +29,7 @@ def usage(op: Operation) -> str:
     if op.usage:
         return op.usage
     words = [_synopsis(p) for p in op.params if p not in (AGENT, OFFLINE)]
-    return " ".join([op.name, *words])
+    return " ".join([op.command, *words])
 
 
 def commands_table() -> str:

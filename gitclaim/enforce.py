@@ -4,8 +4,9 @@ Three places run :func:`gitclaim.validate.check_commit` on every commit of a
 push of the store branch: gitclaim itself before each push
 (:func:`check_new_commit`), the client ``pre-push`` hook and the server
 ``pre-receive`` hook (:mod:`gitclaim.hook`, via :func:`check_push`). The
-server hook also refuses deleting the branch, rewriting it (a force-push)
-and merge commits on it.
+server hook also refuses deleting the branch and rewriting it (a
+force-push). Every commit's trailers must agree with the move its diff makes
+(:mod:`gitclaim.labels`); a merge is read by :func:`_merge_verdict`.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from . import audit, labels
 from .errors import BadInput, PushRejected, StoreCorrupt
-from .git import ALIVE_PREFIX, ZERO, Repo
+from .git import ALIVE_PREFIX, ZERO, CommitInfo, Repo, Tree
 from .ids import STORE_FILE, task_path, validate_agent
+from .judge import Judge, all_violations
 from .model import Task, parse_task
-from .validate import Change, Violation, check_commit
+from .validate import Change, Verdict, Violation, classify_commit
 
 MAX_COMMITS = 10_000  # per push: a longer range is refused rather than checked for minutes
 MARKER = "gitclaim.hook"
@@ -42,20 +45,54 @@ def check_new_commit(
     now: datetime,
     seen: Mapping[str, datetime],
     paths: Iterable[str] | None = None,
+    judge: Judge | None = None,
 ) -> list[Violation]:
     """Violations of one commit against its parent. ``paths``: the files the
     commit is known to change (gitclaim's own commits); otherwise a tree diff
-    finds them (a pushed commit from anyone)."""
+    finds them (a pushed commit from anyone). ``judge``: check identity too."""
     info = repo.commit_info(commit)
-    new_tree = repo.commit_tree(commit)
+    return list(all_violations(judge, info, verdict(repo, info, now=now, seen=seen, paths=paths)))
+
+
+def verdict(
+    repo: Repo,
+    info: CommitInfo,
+    *,
+    now: datetime,
+    seen: Mapping[str, datetime],
+    paths: Iterable[str] | None = None,
+    about: str | None = None,
+) -> Verdict:
+    """What one commit did (its moves, classified from the diff) and its
+    violations, its trailers checked against those moves. A merge is read by
+    :func:`_merge_verdict`. ``about``: read only that task's move (``paths``
+    then name its file), for a view of its history."""
+    if len(info.parents) > 1:
+        return _merge_verdict(repo, info, now=now, seen=seen, about=about)
+    parent = info.parents[0] if info.parents else None
+    new_tree = repo.commit_tree(info.id)
     old_tree = repo.commit_tree(parent) if parent is not None else None
     ids = repo.changed_blobs(old_tree, new_tree) if paths is None else repo.changes_at(old_tree, new_tree, paths)
+    found = _classify(repo, info, new_tree, ids, now=now, seen=seen, about=about)
+    extra = []
+    if parent is None and STORE_FILE not in ids and about is None:
+        extra.append(Violation(STORE_FILE, "store-file", "the first commit of the store must hold the store file"))
+    return Verdict(found.moves, (*extra, *found.violations), found.policy)
+
+
+def _classify(
+    repo: Repo,
+    info: CommitInfo,
+    new_tree: Tree,
+    ids: Mapping[str, tuple[str | None, str | None]],
+    *,
+    now: datetime,
+    seen: Mapping[str, datetime],
+    about: str | None = None,
+) -> Verdict:
     changes: dict[str, Change] = {
         path: (repo.blob(a) if a else None, repo.blob(b) if b else None) for path, (a, b) in ids.items()
     }
-    out = []
-    if parent is None and STORE_FILE not in changes:
-        out.append(Violation(STORE_FILE, "store-file", "the first commit of the store must hold the store file"))
     cache: dict[str, Task | None] = {}
 
     def lookup(task_id: str) -> Task | None:
@@ -67,14 +104,68 @@ def check_new_commit(
                 cache[task_id] = None
         return cache[task_id]
 
-    out += check_commit(changes, agent=info.author, lookup=lookup, now=now, last_seen=seen, commit=commit)
-    return out
+    found = classify_commit(changes, agent=info.author, lookup=lookup, now=now, last_seen=seen, commit=info.id)
+    record = audit.read(info.message)
+    if record is None:
+        return found
+    lies = [
+        Violation("commit", labels.RULE, text, commit=info.id)
+        for text in labels.disagreements(record, found.moves, info.author, about=about, policy=found.policy)
+    ]
+    return Verdict(found.moves, (*found.violations, *lies), found.policy)
+
+
+def _merge_verdict(
+    repo: Repo, info: CommitInfo, *, now: datetime, seen: Mapping[str, datetime], about: str | None = None
+) -> Verdict:
+    """A merge on the store branch (``git pull`` by a human, say) is read as
+    follows. Each side's commits are checked on their own; the merge adds no
+    move of its own except where it writes a task file that matches neither
+    side (a resolved conflict), which is checked as the merge author's change
+    from the first parent. A merge that keeps one side's version of a task
+    that the other side changed drops that change and is refused (rule
+    ``merge``); so is a merge of more than two parents."""
+    if len(info.parents) > 2:
+        return Verdict(
+            (), (Violation("commit", "merge", "an octopus merge; merge one side at a time", commit=info.id),)
+        )
+    first, second = info.parents
+    base = repo.merge_base(first, second)
+    tree = repo.commit_tree(info.id)
+    trees = [repo.commit_tree(first), repo.commit_tree(second)]
+    base_tree = repo.commit_tree(base) if base is not None else None
+    own: dict[str, tuple[str | None, str | None]] = {}
+    out: list[Violation] = []
+    paths = sorted(repo.changed_blobs(trees[0], tree).keys() | repo.changed_blobs(trees[1], tree).keys())
+    for path in paths:
+        m = repo.tree_entry_id(tree, path)
+        a, b = repo.tree_entry_id(trees[0], path), repo.tree_entry_id(trees[1], path)
+        o = repo.tree_entry_id(base_tree, path) if base_tree is not None else None
+        if m not in (a, b):
+            own[path] = (a, m)
+        elif a != b and o not in (a, b):
+            side = "first" if m == b else "second"
+            out.append(
+                Violation(path, "merge", f"the merge drops the {side} parent's change of {path}", commit=info.id)
+            )
+    if about is not None:
+        own = {p: ids for p, ids in own.items() if p == task_path(about)}
+    found = _classify(repo, info, tree, own, now=now, seen=seen, about=about) if own else Verdict((), ())
+    return Verdict(found.moves, (*out, *found.violations), found.policy)
 
 
 def check_push(
-    repo: Repo, old: str | None, new: str | None, *, branch: str, now: datetime, seen: Mapping[str, datetime]
+    repo: Repo,
+    old: str | None,
+    new: str | None,
+    *,
+    branch: str,
+    now: datetime,
+    seen: Mapping[str, datetime],
+    judge: Judge | None = None,
 ) -> list[Violation]:
-    """Violations of moving the store branch from ``old`` to ``new`` (None: absent)."""
+    """Violations of moving the store branch from ``old`` to ``new`` (None: absent);
+    with ``judge``, the identity rules too (:mod:`gitclaim.trust`)."""
     ref = f"refs/heads/{branch}"
     if new is None:
         return [Violation(ref, "history", f"the store branch {branch} must not be deleted")]
@@ -82,44 +173,40 @@ def check_push(
         return [Violation(ref, "history", f"{old[:10]} (the remote tip) is unknown here: fetch first")]
     if old is not None and not repo.is_ancestor(old, new):
         return [Violation(ref, "history", f"the push rewrites {branch}: the store branch is never force-pushed")]
-    commits: list[tuple[str, str | None]] = []
-    cur: str | None = new
-    while cur is not None and cur != old:
-        info = repo.commit_info(cur)
-        if len(info.parents) > 1:
-            return [Violation(ref, "history", f"{cur[:10]} is a merge; the store branch takes one commit per change")]
-        parent = info.parents[0] if info.parents else None
-        if parent is None and old is not None:
-            return [Violation(ref, "history", f"{cur[:10]} starts a new history on {branch}")]
-        commits.append((cur, parent))
-        if len(commits) > MAX_COMMITS:
-            return [Violation(ref, "history", f"more than {MAX_COMMITS} new commits in one push")]
-        cur = parent
+    commits = repo.new_commits(old, new, MAX_COMMITS)
+    if commits is None:
+        return [Violation(ref, "history", f"more than {MAX_COMMITS} new commits in one push")]
+    roots = [c for c in commits if not c.parents]
+    if roots and (old is not None or len(roots) > 1):
+        return [Violation(ref, "history", f"{roots[-1].id[:10]} starts a new history on {branch}")]
     out: list[Violation] = []
-    for commit, parent in reversed(commits):
+    for info in commits:
         try:
-            out += check_new_commit(repo, parent, commit, now=now, seen=seen)
+            out += all_violations(judge, info, verdict(repo, info, now=now, seen=seen))
         except StoreCorrupt as e:
-            out.append(Violation(ref, "schema", e.message, commit=commit))
+            out.append(Violation(ref, "schema", e.message, commit=info.id))
     return out
 
 
-def check_liveness(ref: str, new: str | None) -> list[Violation]:
+def check_liveness(ref: str, new: str | None, judge: Judge | None = None, tip: str | None = None) -> list[Violation]:
     """Violations of updating an agent's liveness ref (``refs/gitclaim/alive/<agent>``).
 
-    Nobody deletes one: gitclaim never does, and a plain ``git push --mirror``
-    from a clone without them deleted every heartbeat at once, after which a
-    rival took over a live lease. Who may update whose ref is the identity
-    checks' business (docs/enforcement.md).
+    Nobody but an operator deletes one: gitclaim never does, and a plain
+    ``git push --mirror`` from a clone without them deleted every heartbeat at
+    once, after which a rival took over a live lease. Where the host names the
+    pusher (``judge``), only that agent's pusher or an operator moves it,
+    under the policy at the store's ``tip``.
     """
     agent = ref[len(ALIVE_PREFIX) :]
-    if new is None:
-        return [Violation(ref, "liveness", f"the liveness ref of {agent} must not be deleted")]
     try:
         validate_agent(agent)
     except BadInput as e:
         return [Violation(ref, "liveness", e.message)]
-    return []
+    if judge is None or judge.pusher is None:
+        return (
+            [] if new is not None else [Violation(ref, "liveness", f"the liveness ref of {agent} must not be deleted")]
+        )
+    return judge.liveness(judge.pusher, ref, agent, tip, new is None)
 
 
 def render(violations: list[Violation]) -> str:

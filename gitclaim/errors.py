@@ -35,6 +35,8 @@ class ExitCode(IntEnum):
     UNTRUSTED_REMOTE = 18
     STORE_LOCKED = 19
     STORE_VANISHED = 20
+    VERIFY_FAILED = 21
+    NOT_ALLOWED = 22
     INTERRUPTED = 130  # SIGINT (Ctrl-C), by the shell's convention 128 + 2
     PIPE_CLOSED = 141  # the reader closed our output: 128 + SIGPIPE, as git exits
 
@@ -254,6 +256,30 @@ class StoreVanished(GitclaimError):
             remote=remote,
             last_tip=last,
         )
+
+
+class VerifyFailed(GitclaimError):
+    """``verify`` found commits that break the store's rules."""
+
+    exit_code = ExitCode.VERIFY_FAILED
+    code = "verify_failed"
+    meaning = (
+        "the store branch's history breaks its rules (details: `violations`, each with its `commit`, `rule`,"
+        " `author` and what the change `did`)"
+    )
+    hint = "find who pushed each commit named; reset or repair what it did with gitclaim, never by rewriting history"
+
+
+class NotAllowed(GitclaimError):
+    """The store's policy does not let this agent make this change (signature, role, admin)."""
+
+    exit_code = ExitCode.NOT_ALLOWED
+    code = "not_allowed"
+    meaning = (
+        "the store's policy refuses the change (details: `rule`): it must be signed by a listed key, or made"
+        " by an admin or an operator; nothing was pushed"
+    )
+    hint = "see `gitclaim signers list` for the keys and roles, and docs/identity.md for signing"
 
 
 class Interrupted(GitclaimError):

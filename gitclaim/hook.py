@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from .enforce import check_liveness, check_push, hooks_dir, last_seen, render, run_chained
 from .git import ALIVE_PREFIX, ZERO, Repo
+from .judge import Judge
 from .validate import Violation
 
 
@@ -20,6 +21,33 @@ def _branch(repo: Repo) -> str:
 
 def _sha(s: str) -> str | None:
     return None if s == ZERO else s
+
+
+PUSHER_VARIABLES = ("GL_USER", "GL_USERNAME", "GITEA_PUSHER_NAME", "REMOTE_USER")
+
+
+def pusher() -> str | None:
+    """Who the host says is pushing, where it authenticates pushers and tells hooks:
+    gitolite's ``GL_USER``, GitLab's ``GL_USERNAME``, Gitea's and Forgejo's
+    ``GITEA_PUSHER_NAME``, ``REMOTE_USER`` behind HTTP authentication (first set wins)."""
+    for name in PUSHER_VARIABLES:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None
+
+
+def anchors(repo: Repo) -> str | None:
+    """The keys the server trusts from outside the branch to set a store's
+    first policy: each ``gitclaim.admin`` value is an allowed_signers line
+    (``NAME KEYTYPE BASE64``). None when none is configured."""
+    lines = [v for k, v in repo.config_entries() if k == "gitclaim.admin"]
+    return "\n".join(lines) + "\n" if lines else None
+
+
+def server_judge(repo: Repo) -> Judge:
+    admins = tuple(v for k, v in repo.config_entries() if k == "gitclaim.adminpusher")
+    return Judge(repo, pusher=pusher(), anchors=anchors(repo), need_anchor=True, anchor_pushers=admins)
 
 
 def pre_receive(raw: bytes) -> int:
@@ -33,15 +61,17 @@ def pre_receive(raw: bytes) -> int:
     branch = _branch(repo)
     now = datetime.now(UTC)
     seen = last_seen(repo)
+    judge = server_judge(repo)
+    tip = repo.ref(f"refs/heads/{branch}")
     bad: list[Violation] = []
     for line in lines:
         parts = line.split()
         if len(parts) != 3:
             continue
         if parts[2].startswith(ALIVE_PREFIX):
-            bad += check_liveness(parts[2], _sha(parts[1]))
+            bad += check_liveness(parts[2], _sha(parts[1]), judge, tip)
         elif parts[2] == f"refs/heads/{branch}":
-            bad += check_push(repo, _sha(parts[0]), _sha(parts[1]), branch=branch, now=now, seen=seen)
+            bad += check_push(repo, _sha(parts[0]), _sha(parts[1]), branch=branch, now=now, seen=seen, judge=judge)
         # other branches pass untouched
     if bad:
         sys.stderr.write(render(bad) + "\n")
@@ -60,7 +90,8 @@ def pre_push(args: list[str], raw: bytes) -> int:
         parts = line.split()
         if len(parts) != 4 or parts[2] != f"refs/heads/{branch}":
             continue
-        bad += check_push(repo, _sha(parts[3]), _sha(parts[1]), branch=branch, now=now, seen=seen)
+        judge = Judge(repo)  # the client cannot know its pusher; the server checks that
+        bad += check_push(repo, _sha(parts[3]), _sha(parts[1]), branch=branch, now=now, seen=seen, judge=judge)
     if bad:
         sys.stderr.write(render(bad) + "\n")
         return 1

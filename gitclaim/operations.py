@@ -87,6 +87,12 @@ class Operation:
     # what the human output says when nothing changed: str.format with task, state, since, op
     unchanged: str = "your {op} of {task} had already landed ({state}); nothing changed"
     usage: str = ""  # docs/cli.md's synopsis, where the parameters do not say it
+    cli: str = ""  # the CLI's words where they are not the name: "signers add"
+
+    @property
+    def command(self) -> str:
+        """The CLI command's words."""
+        return self.cli or self.name
 
     @property
     def help(self) -> str:
@@ -133,6 +139,29 @@ SILENT_AFTER = Param(
     mcp_type=int | str | None,
 )
 
+_POLICY_ERRORS = (E.NotAllowed,)
+SIGNER_NAME = Param("name", str, "The agent the key signs as.", metavar="NAME")
+ROLE = Param("role", str, "admin, operator or pusher.", metavar="ROLE")
+ROLE_NAME = Param("name", str, "The agent (admin, operator), or the host's user name (pusher).", metavar="NAME")
+AS_AGENTS = Param("as_agents", list[str] | None, "pusher: an agent it may act as; * for any.", None, ("--as",), "AGENT")
+
+
+def _policy(name: str, cli: str, summary: str, *params: Param, details: str = "") -> Operation:
+    """An admin operation on the store's policy (:mod:`gitclaim.ops.signers`)."""
+    return Operation(
+        name,
+        summary,
+        (*params, AGENT),
+        Effect.CHANGE,
+        "policy",
+        _POLICY_ERRORS,
+        details or "An admin operation (docs/identity.md): one commit, signed where the store requires it.",
+        surfaces=NOT_MCP,
+        cli=cli,
+        past="changed the policy",
+    )
+
+
 _HELD = "you already hold {task} since {since}; nothing changed"
 _CLAIM_ERRORS = (E.NotFound, E.LostRace, E.NotClaimable, E.Blocked)
 _VERB_ERRORS = (E.NotFound, E.NotClaimable, E.NotHolder)
@@ -162,7 +191,16 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "init",
         "Create the store branch on the remote, or attach to an existing one.",
-        (AGENT,),
+        (
+            AGENT,
+            Param(
+                "require_signed",
+                bool,
+                "A new store requires signed commits; this agent, with its signing key, is its first admin.",
+                False,
+                ("--require-signed",),
+            ),
+        ),
         Effect.CHANGE,
         "init",
         past="initialised",
@@ -358,6 +396,76 @@ OPERATIONS: tuple[Operation, ...] = (
         Param("task_id", str | None, "Only entries about this task.", None, metavar="[ID]"),
         Param("limit", int | None, "At most this many entries.", None, ("--limit", "-n"), "N"),
     ),
+    _policy(
+        "signers_add",
+        "signers add",
+        "List an agent's public key in the store's allowed_signers (and give it a role).",
+        SIGNER_NAME,
+        Param("key", str, "A public key file (.pub), or the key itself: ssh-ed25519 AAAA...", metavar="PUBKEY_FILE"),
+        Param("admin", bool, "Also make the agent an admin.", False, ("--admin",)),
+        Param("operator", bool, "Also make the agent an operator.", False, ("--operator",)),
+    ),
+    _policy("signers_remove", "signers remove", "Take an agent's keys out of allowed_signers.", SIGNER_NAME),
+    Operation(
+        "signers_list",
+        "The store's allowed signers, roles, pusher map, and whether signatures are required.",
+        (OFFLINE,),
+        Effect.READ,
+        "policy",
+        surfaces=NOT_MCP,
+        cli="signers list",
+    ),
+    _policy(
+        "signers_require",
+        "signers require",
+        "Require a good signature on every commit from now on.",
+        details="The admin's own key must be listed first (signers add), so that it vouches for this commit.",
+    ),
+    _policy(
+        "access_grant",
+        "access grant",
+        "Give an agent a role, or let a pusher act as agents.",
+        ROLE,
+        ROLE_NAME,
+        AS_AGENTS,
+    ),
+    _policy(
+        "access_revoke",
+        "access revoke",
+        "Take a role away, or a pusher's right to act as agents.",
+        ROLE,
+        ROLE_NAME,
+        AS_AGENTS,
+    ),
+    Operation(
+        "verify",
+        "Replay the store branch's history through the validator, the signature and the identity checks.",
+        (
+            Param(
+                "since",
+                str | None,
+                "Trust this commit and its policy as given; check what follows (default: from the root).",
+                None,
+                ("--since",),
+                "REV",
+            ),
+            Param(
+                "admins",
+                list[str] | None,
+                "NAME=PUBKEY_FILE: a key trusted from outside the branch to set the store's first policy.",
+                None,
+                ("--admin",),
+                "NAME=PUBKEY_FILE",
+            ),
+            OFFLINE,
+        ),
+        Effect.READ,
+        "verified",
+        (E.VerifyFailed,),
+        "Exit 0 when every commit keeps the rules; exit 21 (verify_failed) with each violation otherwise:"
+        " its commit, rule, author and what the change did. What a team whose host runs no server hook"
+        " (github.com) runs in CI on every push to the store branch (docs/identity.md).",
+    ),
     Operation(
         "hooks",
         "Install the hooks that enforce the store's rules on every push.",
@@ -411,7 +519,8 @@ TASK = (
     "{id, title, state, priority, depends_on, tags, description, acceptance, created_at, created_by,"
     " claim: {holder, claimed_at, lease_seconds} or null, waiting_for, fail_reason, extra}"
 )
-ENTRY = "{commit, time, author, subject, op, agent, tasks, from, to, trailers}"
+ENTRY = "{commit, time, author, subject, op, agent, tasks, from, to, trailers, moves: [move], violations: [text]}"
+MOVE = "{task, verb, from, to, holder_before, holder_after}: what the commit did to one task, read from its file"
 STALE_CLAIM = "{task, holder, claimed_at, lease_expires, last_seen, reason}"
 PROBLEM = "{path, message, code}: a file on the branch that could not be read, and was skipped"
 
@@ -421,7 +530,10 @@ RESULTS: dict[str, tuple[str, tuple[str, ...]]] = {  # the shape, and the terms 
     "added": ("{tasks: [task], commit, retries}", ("task",)),
     "op": ("{op, task, from, to, commit, changed, retries, previous_holder, also: [task]}", ("task",)),
     "listing": ("{tasks: [task], problems: [problem], commit}", ("task", "problem")),
-    "task_view": ("{task, path, blockers: [{id, state}], history: [entry], history_cut, commit}", ("task", "entry")),
+    "task_view": (
+        "{task, path, blockers: [{id, state}], history: [entry], history_cut, commit}",
+        ("task", "entry", "move"),
+    ),
     "heartbeat": ("{agent, at, holding: [task id]}", ()),
     "stale": ("{claims: [stale claim], problems: [problem], commit, now}", ("stale claim", "task", "problem")),
     "reaped": ("{reaped: [stale claim], commit, retries}", ("stale claim", "task")),
@@ -435,14 +547,28 @@ RESULTS: dict[str, tuple[str, tuple[str, ...]]] = {  # the shape, and the terms 
         ("task", "problem"),
     ),
     "graph": ("{format, text, problems: [problem], commit}", ("problem",)),
-    "history": ("{entries: [entry], cut, commit}", ("entry",)),
+    "history": ("{entries: [entry], cut, commit}", ("entry", "move")),
     "installed": ("{path, updated, chained}", ()),
+    "policy": (
+        "{require_signed, admins, operators, pushers: {pusher: [agent]}, signers: [{name, key, fingerprint}],"
+        " commit, changed, retries}",
+        (),
+    ),
+    "verified": ("{ok, commits, since, tip, violations: [violation]}", ("violation",)),
     "demo": (
         "{folder, agents, tasks, per_agent, claims, double_claims, not_done, retries, seconds, commits, ok}",
         (),
     ),
 }
-TERMS: dict[str, str] = {"task": TASK, "entry": ENTRY, "stale claim": STALE_CLAIM, "problem": PROBLEM}
+VIOLATION = "{commit, rule, path, task, message, author, agent, did}"
+TERMS: dict[str, str] = {
+    "task": TASK,
+    "entry": ENTRY,
+    "stale claim": STALE_CLAIM,
+    "problem": PROBLEM,
+    "violation": VIOLATION,
+    "move": MOVE,
+}
 
 
 def result_text(op: Operation) -> str:

@@ -25,11 +25,13 @@ if TYPE_CHECKING:
         InitResult,
         Listing,
         OpResult,
+        PolicyResult,
         ReapResult,
         RestoreResult,
         StaleClaim,
         StaleReport,
         TaskView,
+        VerifyResult,
     )
     from .views import BlockedView, Board, Graph, Who
 
@@ -223,10 +225,18 @@ def task_view(v: TaskView) -> None:
 
 def _entry_line(e: Entry) -> None:
     change = f"{_state(e.from_state)} → {_state(e.to_state)}" if e.from_state and e.to_state else ""
+    tasks = escape(", ".join(e.tasks[:3]))
+    if 1 < len(e.moves) <= 3 and all(m.from_state and m.to_state for m in e.moves):  # each task's own move
+        tasks = "; ".join(
+            f"{escape(m.task)} {_state(m.from_state or '')} → {_state(m.to_state or '')}" for m in e.moves
+        )
+        change = ""
     out.print(
         f"  {_iso(e.time)}  [dim]{e.commit[:10]}[/]  {escape(e.op or '?'):<8} "
-        f"{escape(e.agent or e.author):<16} {escape(', '.join(e.tasks[:3]))} {change}"
+        f"{escape(e.agent or e.author):<16} {tasks} {change}"
     )
+    for problem in e.violations:  # what the change broke, or what its trailers got wrong
+        out.print(f"      [red]![/] {escape(problem)}")
 
 
 def history(h: History) -> None:
@@ -249,6 +259,27 @@ def installed(r: Installed) -> None:
     out.print(f"{verb} {escape(r.path)}")
     if r.chained:
         out.print(f"  your own hook is kept as {escape(r.chained)} and runs after the check")
+
+
+def policy(r: PolicyResult) -> None:
+    p = r.policy
+    if r.changed:
+        out.print(f"changed the store's policy in {r.commit[:10] if r.commit else '?'}")
+    elif r.commit is not None and not p.defined and not p.signers:
+        out.print("[dim]the store has no policy: unsigned commits, anyone may reset (docs/identity.md)[/]")
+    required = "[bold]required[/]" if p.require_signed else "not required"
+    out.print(f"signatures: {required}")
+    out.print(f"admins:     {escape(', '.join(p.admins) or '-')}")
+    out.print(f"operators:  {escape(', '.join(p.operators) or '-')}")
+    for pusher, agents in sorted(p.pushers.items()):
+        out.print(f"pusher {escape(pusher)} acts as {escape(', '.join(agents))}")
+    for s in r.signers():
+        out.print(f"  {escape(s['name']):<16} {escape(s['fingerprint'])}")
+
+
+def verified(r: VerifyResult) -> None:
+    since = f" after {r.since[:10]}" if r.since else " from the root"
+    out.print(f"[green]ok[/]: {r.commits} commits{since} to {r.tip[:10]} keep the store's rules")
 
 
 def board(b: Board) -> None:
@@ -323,6 +354,8 @@ RENDERERS: dict[str, Callable[[Any], None]] = {
     "blocked": blocked,
     "graph": graph,
     "installed": installed,
+    "policy": policy,
+    "verified": verified,
     "demo": demo,
 }
 

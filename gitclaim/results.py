@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from . import audit
 from .ids import task_path
 from .model import Problem, Task, _iso
+from .policy import Policy
 from .views import HeldClaim
 
 if TYPE_CHECKING:
@@ -169,3 +170,74 @@ class History:
 
     def to_json(self) -> dict[str, Any]:
         return {"entries": [e.to_json() for e in self.entries], "cut": self.cut, "commit": self.commit}
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    """The store's policy (``signers list``), or what an admin operation made of it."""
+
+    policy: Policy
+    commit: str | None
+    changed: bool = False
+    retries: int = 0
+
+    def signers(self) -> list[dict[str, str]]:
+        from .sshsig import AllowedSigners
+
+        out = []
+        for e in AllowedSigners.parse(self.policy.signers).entries:
+            out += [{"name": name, "key": e.key.line(), "fingerprint": e.key.fingerprint()} for name in e.principals]
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.policy.to_json(),
+            "signers": self.signers(),
+            "commit": self.commit,
+            "changed": self.changed,
+            "retries": self.retries,
+        }
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One rule a commit of the history breaks (``verify``)."""
+
+    commit: str
+    rule: str
+    path: str
+    task: str | None
+    message: str
+    author: str
+    agent: str | None  # what the trailers name, if anything
+    did: str  # what the change did, as the validator classifies it
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "commit": self.commit,
+            "rule": self.rule,
+            "path": self.path,
+            "task": self.task,
+            "message": self.message,
+            "author": self.author,
+            "agent": self.agent,
+            "did": self.did,
+        }
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    commits: int  # how many were checked
+    since: str | None  # the trusted commit (--since); None: from the root
+    tip: str
+    violations: tuple[Finding, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "commits": self.commits,
+            "since": self.since,
+            "tip": self.tip,
+            "violations": [v.to_json() for v in self.violations],
+        }

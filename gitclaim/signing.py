@@ -27,19 +27,12 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .errors import BadInput
-from .sshkeys import (
-    PublicKey,
-    SigningKey,
-    load_signing_key,
-    looks_private,
-    openssh_public_half,
-    parse_public_key,
-    private_key_encrypted,
-)
-from .sshsig import sign_with
+
+if TYPE_CHECKING:  # the keys load cryptography (tens of ms): only when signing is on
+    from .sshkeys import PublicKey, SigningKey
 
 DEFAULT_PROGRAM = "ssh-keygen"
 _TIMEOUT = 120.0  # seconds for the signing program: an agent may wait for a touch or a confirmation
@@ -69,6 +62,8 @@ class KeyFileSigner:
         return self.key.public_key
 
     def sign(self, payload: bytes) -> str:
+        from .sshsig import sign_with
+
         return sign_with(self.key, payload, "git")
 
 
@@ -195,6 +190,8 @@ def _default_key(command: str | None, cwd: Path) -> str:
 
 
 def _signer_for(key: str, program: str | None, cwd: Path, source: str) -> Signer:
+    from .sshkeys import looks_private, parse_public_key
+
     literal = key.removeprefix("key::") if key.startswith(("key::", "ssh-")) else None
     if literal is not None:
         try:
@@ -225,6 +222,8 @@ def _signer_for(key: str, program: str | None, cwd: Path, source: str) -> Signer
 
 
 def _private_file(path: Path, data: bytes, program: str | None) -> Signer:
+    from .sshkeys import load_signing_key, private_key_encrypted
+
     if not private_key_encrypted(data):
         if program is None:
             try:
@@ -256,6 +255,8 @@ def _agent_signer(public: PublicKey, program: str | None, key_file: Path | None,
 
 
 def _public_of(path: Path, data: bytes) -> PublicKey | None:
+    from .sshkeys import openssh_public_half, parse_public_key
+
     """The public half of a private key file: carried in an OpenSSH file, else the .pub beside it."""
     found = openssh_public_half(data)
     if found is not None:
@@ -267,6 +268,8 @@ def _public_of(path: Path, data: bytes) -> PublicKey | None:
 
 
 def _try_load(path: Path) -> SigningKey | None:
+    from .sshkeys import load_signing_key, private_key_encrypted
+
     try:
         data = path.read_bytes()
         return None if private_key_encrypted(data) else load_signing_key(data)

@@ -16,12 +16,15 @@ The same function runs inside gitclaim before every push, in the client
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from .errors import SchemaTooNew, StoreCorrupt
 from .ids import STORE_FILE, TASKS_DIR, fanout, is_valid_id
 from .model import Claim, State, Task, parse_store_config, parse_task
+from .policy import ACCESS_FILE
+from .policy import FILES as POLICY_FILES
+from .policy import parse as parse_policy
 from .rules import MOVES, ClaimEffect, Move, Who, blockers, dependency_cycles, lease_expired
 
 NEW_STATES = frozenset({State.TODO, State.BACKLOG, State.SOMEDAY})
@@ -46,6 +49,51 @@ class Violation:
 Change = tuple[bytes | None, bytes | None]  # (old, new); None: absent on that side
 
 
+@dataclass(frozen=True, slots=True)
+class TaskMove:
+    """What one commit did to one task, read from its file before and after.
+
+    ``verb`` is the row of :data:`gitclaim.rules.MOVES` that allows the change
+    for its author (``add`` for a new task, ``edit`` for a change that keeps
+    the state and the claim), ``repair`` for a rewrite of an unreadable file,
+    or ``illegal`` when no row allows it (the violation says why). ``verbs``
+    lists every row that allows it: a holder's ``active -> todo`` is both a
+    release and a reset, and a commit may call it either.
+    """
+
+    task: str
+    verb: str
+    from_state: str | None
+    to_state: str | None
+    holder_before: str | None = None
+    holder_after: str | None = None
+    verbs: tuple[str, ...] = ()
+    cascade: bool = False  # a claim cleared because a task it depends on was retried in the same commit
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "task": self.task,
+            "verb": self.verb,
+            "from": self.from_state,
+            "to": self.to_state,
+            "holder_before": self.holder_before,
+            "holder_after": self.holder_after,
+        }
+
+    def text(self) -> str:
+        arrow = f"{self.from_state or 'new'} -> {self.to_state or 'gone'}"
+        return f"{self.verb} {self.task} ({arrow})"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A commit's moves, as the validator classifies them, and its violations."""
+
+    moves: tuple[TaskMove, ...]
+    violations: tuple[Violation, ...]
+    policy: tuple[str, ...] = ()  # the policy files (access.toml, allowed_signers) it changes
+
+
 def task_id_of(path: str) -> str | None:
     """The task id a path under tasks/ names, or None if it is not a task file."""
     parts = path.split("/")
@@ -64,6 +112,21 @@ def check_commit(
     commit: str | None = None,
 ) -> list[Violation]:
     """Every violation in one commit. ``lookup`` reads a task in the new tree."""
+    return list(
+        classify_commit(changes, agent=agent, lookup=lookup, now=now, last_seen=last_seen, commit=commit).violations
+    )
+
+
+def classify_commit(
+    changes: Mapping[str, Change],
+    *,
+    agent: str,
+    lookup: Callable[[str], Task | None],
+    now: datetime,
+    last_seen: Mapping[str, datetime],
+    commit: str | None = None,
+) -> Verdict:
+    """What one commit did to each task (its moves) and every violation in it."""
     ctx = _Context(agent, lookup, now, last_seen)
     out = [
         Violation(path, rule, message, task, commit)
@@ -75,7 +138,30 @@ def check_commit(
         out.append(
             Violation(ctx.rewired[cycle[0]], "schema", f"dependency cycle: {' -> '.join(cycle)}", cycle[0], commit)
         )
-    return out
+    return Verdict(_cascades(ctx.moves, lookup), tuple(out), tuple(ctx.policy))
+
+
+def _cascades(moves: list[TaskMove], lookup: Callable[[str], Task | None]) -> tuple[TaskMove, ...]:
+    """Mark the claims a retry in the same commit cleared downstream of the retried task."""
+    retried = {m.task for m in moves if m.verb == "retry"}
+    if not retried:
+        return tuple(moves)
+    return tuple(
+        replace(m, cascade=True) if m.verb == "reset" and _depends_on_any(m.task, retried, lookup) else m for m in moves
+    )
+
+
+def _depends_on_any(start: str, targets: set[str], lookup: Callable[[str], Task | None], limit: int = 10_000) -> bool:
+    seen, todo = {start}, [start]
+    while todo and len(seen) < limit:
+        task = lookup(todo.pop())
+        for dep in task.depends_on if task is not None else ():
+            if dep in targets:
+                return True
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return False
 
 
 @dataclass
@@ -85,6 +171,21 @@ class _Context:
     now: datetime
     last_seen: Mapping[str, datetime]
     rewired: dict[str, str] = field(default_factory=dict)  # task id -> path: this commit sets its dependencies
+    moves: list[TaskMove] = field(default_factory=list)
+    policy: list[str] = field(default_factory=list)
+
+    def moved(self, tid: str, verbs: list[str], old: Task | None, new: Task | None, fallback: str) -> None:
+        self.moves.append(
+            TaskMove(
+                tid,
+                verbs[0] if verbs else fallback,
+                old.state.value if old is not None else None,
+                new.state.value if new is not None else None,
+                old.claim.holder if old is not None and old.claim is not None else None,
+                new.claim.holder if new is not None and new.claim is not None else None,
+                tuple(verbs),
+            )
+        )
 
 
 _Found = list[tuple[str, str, str | None]]  # (rule, message, task)
@@ -93,6 +194,9 @@ _Found = list[tuple[str, str, str | None]]  # (rule, message, task)
 def _check_file(ctx: _Context, path: str, old_b: bytes | None, new_b: bytes | None) -> _Found:
     if path == STORE_FILE:
         return _check_store_file(path, new_b)
+    if path in POLICY_FILES:
+        ctx.policy.append(path)
+        return _check_policy_file(path, new_b)
     if not path.startswith(TASKS_DIR + "/") or path == f"{TASKS_DIR}/README.md":
         return []  # other files on the branch are the users' own
     tid = task_id_of(path)
@@ -101,10 +205,12 @@ def _check_file(ctx: _Context, path: str, old_b: bytes | None, new_b: bytes | No
     if path.split("/")[1] != fanout(tid):
         return [("layout", f"task {tid!r} belongs in {TASKS_DIR}/{fanout(tid)}/{tid}.toml", tid)]
     if new_b is None:
+        ctx.moved(tid, [], _readable(old_b, tid, path), None, "delete")
         return [("deleted", f"task {tid} must not be deleted (cancel it instead)", tid)]
     try:
         new = parse_task(new_b, expected_id=tid, path=path)
     except (StoreCorrupt, SchemaTooNew) as e:
+        ctx.moved(tid, [], _readable(old_b, tid, path), None, "break")
         return [("schema", e.message, tid)]
     out: _Found = [
         ("schema", f"{tid} depends on {dep!r}, which does not exist", tid)
@@ -121,14 +227,28 @@ def _check_file(ctx: _Context, path: str, old_b: bytes | None, new_b: bytes | No
     if new.depends_on and new.depends_on != (old.depends_on if old is not None else None):
         ctx.rewired[tid] = path
     if broken:
+        ctx.moved(tid, [], None, new, "repair")
         if new.state in (State.ACTIVE, State.WAITING, State.REVIEW):
             out.append(("claim-fields", f"a repaired task {tid} must not carry a claim; claim it", tid))
     elif old is None:
-        if new.state not in NEW_STATES or new.claim is not None:
+        legal = new.state in NEW_STATES and new.claim is None
+        ctx.moved(tid, ["add"] if legal else [], None, new, "illegal")
+        if not legal:
             out.append(("new-task", f"a new task starts unclaimed in todo, backlog or someday, not {new.state}", tid))
     else:
-        out += [(rule, msg, tid) for rule, msg in _check_move(old, new, ctx.agent, ctx.lookup, ctx.now, ctx.last_seen)]
+        verbs, why = _check_move(old, new, ctx.agent, ctx.lookup, ctx.now, ctx.last_seen)
+        ctx.moved(tid, verbs, old, new, "illegal")
+        out += [(rule, msg, tid) for rule, msg in why]
     return out
+
+
+def _readable(data: bytes | None, tid: str, path: str) -> Task | None:
+    if data is None:
+        return None
+    try:
+        return parse_task(data, expected_id=tid, path=path)
+    except (StoreCorrupt, SchemaTooNew):
+        return None
 
 
 def _check_store_file(path: str, new_b: bytes | None) -> _Found:
@@ -138,6 +258,22 @@ def _check_store_file(path: str, new_b: bytes | None) -> _Found:
         parse_store_config(new_b, path)
     except (StoreCorrupt, SchemaTooNew) as e:
         return [("store-file", e.message, None)]
+    return []
+
+
+def _check_policy_file(path: str, new_b: bytes | None) -> _Found:
+    """Who may change it is :mod:`gitclaim.trust`'s business; here, only that it reads."""
+    if new_b is None:
+        return []  # an admin may drop the policy
+    try:
+        if path == ACCESS_FILE:
+            parse_policy(new_b, None)
+        else:
+            from .sshsig import AllowedSigners
+
+            AllowedSigners.parse(new_b.decode("utf-8", errors="replace"), path=path)
+    except StoreCorrupt as e:
+        return [("policy", e.message, None)]
     return []
 
 
@@ -152,29 +288,34 @@ def _check_move(
     lookup: Callable[[str], Task | None],
     now: datetime,
     last_seen: Mapping[str, datetime],
-) -> list[tuple[str, str]]:
-    """Why the change from ``old`` to ``new`` by ``agent`` is illegal (empty if legal)."""
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """The verbs that allow the change from ``old`` to ``new`` by ``agent``, in
+    the table's order, and why it is illegal when none does."""
     same_claim = _claim_key(old.claim) == _claim_key(new.claim)
     if old.state is new.state and same_claim:
         owned_changed = old.waiting_for != new.waiting_for or old.fail_reason != new.fail_reason
         if owned_changed:
-            return [("claim-fields", "waiting_for and fail_reason change only through verbs")]
-        return []  # a plain edit (title, tags, your own fields...)
+            return [], [("claim-fields", "waiting_for and fail_reason change only through verbs")]
+        return ["edit"], []  # a plain edit (title, tags, your own fields...)
     rows = [m for m in MOVES if old.state in m.sources and m.target is new.state]
     if not rows:
-        return [("transition", f"{old.id}: {old.state} -> {new.state} is not a legal move")]
+        return [], [("transition", f"{old.id}: {old.state} -> {new.state} is not a legal move")]
     reasons: list[tuple[int, str, str]] = []
+    allowed: list[str] = []
     for row in rows:
         why = _row_refuses(row, old, new, agent, lookup, now, last_seen)
         if why is None:
-            return []
+            allowed.append(row.verb)
+            continue
         # The row the author most likely meant tells the most: a claim row when
         # the new holder is the author, another row (handoff...) otherwise.
         meant = (row.claim is ClaimEffect.SET) == (new.claim is not None and new.claim.holder == agent)
         reasons.append((0 if meant else 1, *why))
+    if allowed:
+        return list(dict.fromkeys(allowed)), []
     order = {"ownership": 0, "claimable": 1, "claim-fields": 2, "transition": 3}
     reasons.sort(key=lambda r: (r[0], order.get(r[1], 9)))
-    return [(reasons[0][1], reasons[0][2])]
+    return [], [(reasons[0][1], reasons[0][2])]
 
 
 def _row_refuses(

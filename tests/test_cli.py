@@ -25,7 +25,20 @@ TASK_KEYS = {
     "id", "title", "state", "priority", "depends_on", "tags", "description",
     "acceptance", "created_at", "created_by", "claim", "waiting_for", "fail_reason", "extra",
 }  # fmt: skip
-ENTRY_KEYS = {"commit", "time", "author", "subject", "op", "agent", "tasks", "from", "to", "trailers"}
+ENTRY_KEYS = {
+    "commit",
+    "time",
+    "author",
+    "subject",
+    "op",
+    "agent",
+    "tasks",
+    "from",
+    "to",
+    "trailers",
+    "moves",
+    "violations",
+}
 
 
 @dataclass

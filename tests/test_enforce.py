@@ -280,12 +280,16 @@ def wrong_fanout(wc: Path) -> Case:
 
 
 def merge_commit(wc: Path) -> Case:
-    git("switch", "-q", "-c", "side", "HEAD~1", cwd=wc)
+    """A merge that keeps one side's version of a task the other side changed
+    drops that change: refused (a clean merge is accepted: test_truth)."""
+    git("switch", "-q", "-c", "side", cwd=wc)
     edit(wc, "todo-1", lambda t: t.replace("first words", "from a side branch"))
     commit(wc, "bob", "legal on its own")
     git("switch", "-q", "gitclaim", cwd=wc)
-    new = git_as("bob", "merge", "-q", "--no-ff", "-m", "merge side", "side", cwd=wc)
-    return Case((), None, "history", "is a merge; the store branch takes one commit per change", new)
+    edit(wc, "todo-1", lambda t: t.replace("first words", "from the store branch"))
+    commit(wc, "bob", "legal on its own too")
+    new = git_as("bob", "merge", "-q", "-s", "ours", "-m", "merge side", "side", cwd=wc)
+    return Case((), "todo-1", "merge", "the merge drops the second parent's change", new)
 
 
 REFUSED = {

@@ -112,9 +112,11 @@ def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
 # --- 1. --help of every command ---------------------------------------------------------
 
 COMMANDS = (
-    "add", "blocked", "board", "cancel", "claim", "demo", "done", "edit", "fail", "graph", "handoff",
-    "heartbeat", "hooks", "hooks install", "init", "list", "log", "mcp", "next", "ready", "reap", "release",
-    "reopen", "reset", "restore", "resume", "retry", "review", "show", "stale", "wait", "who",
+    "access", "access grant", "access revoke", "add", "blocked", "board", "cancel", "claim", "demo", "done",
+    "edit", "fail", "graph", "handoff", "heartbeat", "hooks", "hooks install", "init", "list", "log", "mcp",
+    "next", "ready", "reap", "release", "reopen", "reset", "restore", "resume", "retry", "review", "show",
+    "signers", "signers add", "signers list", "signers remove", "signers require", "stale", "verify", "wait",
+    "who",
 )  # fmt: skip
 
 
@@ -330,6 +332,11 @@ SCRIPT: list[list[str]] = [
     ["graph", "--format", "dot"],
     ["graph", "--format", "mermaid"],
     ["ready", "--offline"],
+    ["verify"],
+    ["access", "grant", "operator", "agent-c", *A],
+    ["signers", "list", "--offline"],
+    ["verify"],
+    ["access", "grant", "pusher", "ci", "--as", "agent-b", *C],
 ]  # fmt: skip
 
 

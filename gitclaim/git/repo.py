@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pygit2
-from pygit2.enums import FileMode, RepositoryOpenFlag
+from pygit2.enums import FileMode, RepositoryOpenFlag, SortMode
 
 from ..errors import BadInput, LocalIOError, StoreCorrupt
 from .failures import error_text
@@ -343,6 +343,37 @@ class Repo:
     def commit_info(self, oid: str) -> CommitInfo:
         c = self.repo[oid]
         assert isinstance(c, pygit2.Commit)
+        return self._info(c)
+
+    def walk(self, tip: str, limit: int | None = None) -> Iterator[CommitInfo]:
+        """Commits reachable from ``tip`` through every parent, newest first
+        (a commit before its parents; by time where branches interleave)."""
+        walker = self.repo.walk(pygit2.Oid(hex=tip), SortMode.TOPOLOGICAL | SortMode.TIME)
+        for n, c in enumerate(walker):
+            if limit is not None and n >= limit:
+                return
+            yield self._info(c)
+
+    def new_commits(self, old: str | None, new: str, limit: int) -> list[CommitInfo] | None:
+        """The commits reachable from ``new`` and not from ``old``, parents first;
+        None when there are more than ``limit``. Only ``old`` is hidden: hiding
+        every ref would walk the whole history on each push."""
+        walker = self.repo.walk(pygit2.Oid(hex=new), SortMode.TOPOLOGICAL)
+        if old is not None:
+            walker.hide(pygit2.Oid(hex=old))
+        out: list[CommitInfo] = []
+        for c in walker:
+            if len(out) >= limit:
+                return None
+            out.append(self._info(c))
+        out.reverse()
+        return out
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        base = self.repo.merge_base(pygit2.Oid(hex=a), pygit2.Oid(hex=b))
+        return None if base is None else str(base)
+
+    def _info(self, c: pygit2.Commit) -> CommitInfo:
         return CommitInfo(
             id=str(c.id),
             parents=tuple(str(p) for p in c.parent_ids),
@@ -351,16 +382,6 @@ class Repo:
             time=datetime.fromtimestamp(c.author.time, UTC),
             message=c.message,
         )
-
-    def walk(self, tip: str, limit: int | None = None) -> Iterator[CommitInfo]:
-        """Commits reachable from ``tip``, newest first (first parent only)."""
-        n = 0
-        cur: str | None = tip
-        while cur is not None and (limit is None or n < limit):
-            info = self.commit_info(cur)
-            yield info
-            n += 1
-            cur = info.parents[0] if info.parents else None
 
     # --- transports ----------------------------------------------------------
 

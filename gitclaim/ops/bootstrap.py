@@ -10,6 +10,8 @@ from ..git import BranchMoved
 from ..identity import agent_email
 from ..ids import STORE_FILE, TASKS_DIR
 from ..model import StoreConfig, dump_store_config, utc
+from ..policy import ACCESS_FILE, SIGNERS_FILE, Policy
+from ..policy import dump as dump_policy
 from ..results import InitResult, RestoreResult
 
 if TYPE_CHECKING:
@@ -18,21 +20,27 @@ if TYPE_CHECKING:
 SCHEMA = "1"
 
 
-def init(store: Store, agent: str | None) -> InitResult:
+def init(store: Store, agent: str | None, require_signed: bool = False) -> InitResult:
     """Create or attach; see :meth:`gitclaim.api.Store.init`."""
     who = store.whoami(agent)
+    first = _first_policy(store, who) if require_signed else {}
     t = store.transport
     for _ in range(3):
         tip = t.fetch()
         if tip is not None:
             store.snapshot(tip).config  # noqa: B018 - validates the existing store
+            if require_signed:
+                raise BadInput(
+                    f"the store {store.branch_name!r} exists already: --require-signed sets up a new store only",
+                    hint="an admin turns it on for an existing store with `gitclaim signers require`",
+                )
             remember(store)
             return InitResult(store.remote_name, store.branch_name, tip, created=False)
         now = utc(store.clock())
         cfg = StoreConfig(created_at=now, created_by=who)
-        files = {STORE_FILE: dump_store_config(cfg), f"{TASKS_DIR}/README.md": TASKS_README.encode()}
+        files = {STORE_FILE: dump_store_config(cfg), f"{TASKS_DIR}/README.md": TASKS_README.encode(), **first}
         msg = audit.write(f"init gitclaim store by {who}", audit.Record(op="init", agent=who, schema=SCHEMA))
-        new = store.repo.write_commit(None, files, msg, who, agent_email(who), now)
+        new = store.repo.write_commit(None, files, msg, who, agent_email(who), now, sign=store.sign)
         try:
             t.push(new, expected=None)
         except BranchMoved:
@@ -40,6 +48,23 @@ def init(store: Store, agent: str | None) -> InitResult:
         remember(store)
         return InitResult(store.remote_name, store.branch_name, new, created=True)
     raise StoreCorrupt(f"the branch {store.branch_name!r} keeps appearing and vanishing on the remote")
+
+
+def _first_policy(store: Store, who: str) -> dict[str, bytes]:
+    """The first policy of a store that requires signatures: ``who`` is its
+    admin and operator, with the key that signs this clone's commits."""
+    signer = store.signer
+    if signer is None:
+        raise BadInput(
+            "--require-signed needs this clone to sign its commits, and signing is off",
+            hint="git config gpg.format ssh; git config user.signingKey ~/.ssh/id_ed25519; git config gitclaim.sign"
+            " true (docs/identity.md)",
+        )
+    from ..sshsig import AllowedSigners
+
+    signers = AllowedSigners().with_added(who, signer.public_key).text()
+    policy = Policy(require_signed=True, admins=(who,), operators=(who,), signers=signers, defined=True)
+    return {ACCESS_FILE: dump_policy(policy), SIGNERS_FILE: signers.encode()}
 
 
 def restore(store: Store, agent: str | None) -> RestoreResult:

@@ -2,53 +2,93 @@
 
 A task's history is found by its file, not by what commit messages say: every
 commit whose tree changes the task's path is in it, whatever its trailers
-claim, and the move it reports for that task (from, to) is read from the
-task file before and after. Nothing is cut: the whole first-parent chain is
-walked (a lookup of one path per commit), and callers that print a part say so.
+claim, and the move it reports (the verb, from, to) is what the validator
+classifies from the task file before and after (:func:`gitclaim.enforce.verdict`),
+by the commit's author. Trailers are kept only where they agree. Nothing is
+cut: every parent is walked (a lookup of one path per commit), and callers
+that print a part say so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from .. import audit, rules
-from ..errors import SchemaTooNew, StoreCorrupt
+from .. import audit, labels, rules
+from ..enforce import verdict
+from ..git import CommitInfo
 from ..ids import task_path
-from ..model import parse_task
+from ..validate import TaskMove
 
 if TYPE_CHECKING:
     from ..api import Store
 
 
 def entries(store: Store, tip: str, limit: int | None = None) -> Iterator[audit.Entry]:
-    """The audit entries from ``tip`` back along first parents, newest first."""
+    """The audit entries reachable from ``tip`` through every parent, newest first."""
     for c in store.repo.walk(tip, limit):
-        yield audit.entry(c.id, c.time, c.author, c.message)
+        yield read(store, c)
 
 
 def task_entries(store: Store, tip: str, task_id: str) -> Iterator[audit.Entry]:
-    """Every commit that changed ``task_id``'s file, newest first, each with
-    the task's own move (``from``/``to`` read from its file before and after)."""
+    """Every commit that changed ``task_id``'s file, newest first, through every
+    parent: a commit whose file differs from its parent's, or a merge whose
+    file matches none of its parents' (a merge that takes one side's version
+    moved nothing: the side's own commit did). Each entry reports that task's
+    move, read from its file before and after."""
     repo = store.repo
     path = task_path(task_id)
-    after = repo.tree_entry_id(repo.commit_tree(tip), path)
     for c in repo.walk(tip):
-        before = repo.tree_entry_id(repo.commit_tree(c.parents[0]), path) if c.parents else None
-        if before != after:
-            e = audit.entry(c.id, c.time, c.author, c.message)
-            yield replace(e, from_state=_state(store, before, task_id), to_state=_state(store, after, task_id))
-        after = before
+        mine = repo.tree_entry_id(repo.commit_tree(c.id), path)
+        theirs = [repo.tree_entry_id(repo.commit_tree(p), path) for p in c.parents] or [None]
+        if mine not in theirs:
+            yield read(store, c, about=task_id)
 
 
-def _state(store: Store, blob: str | None, task_id: str) -> str | None:
-    if blob is None:
-        return None
-    try:
-        return parse_task(store.repo.blob(blob), expected_id=task_id, path=task_path(task_id)).state.value
-    except (StoreCorrupt, SchemaTooNew):
-        return "unreadable"
+def read(store: Store, c: CommitInfo, about: str | None = None) -> audit.Entry:
+    """One commit as the audit reports it: the moves its diff makes (for one
+    task when ``about`` names it) and its author, with the trailers kept only
+    when they agree. The validator's clock is the commit's own time and no
+    heartbeat is known, so a takeover counts as early only when it came before
+    the lease could have run out."""
+    paths = [task_path(about)] if about is not None else None
+    v = verdict(store.repo, c, now=c.time, seen={}, paths=paths, about=about)
+    record = audit.read(c.message)
+    lies = [x for x in v.violations if x.rule == labels.RULE]
+    told = record if record is not None and not lies else None
+    moves = tuple(m for m in v.moves if about is None or m.task == about)
+    op = _op(told, moves, c)
+    one = moves[0] if len(moves) == 1 else None
+    trailers = audit.parse_trailers(c.message) if told is not None else {}
+    return audit.Entry(
+        commit=c.id,
+        time=c.time,
+        author=c.author,
+        subject=c.message.split("\n", 1)[0],
+        op=op,
+        agent=c.author,
+        tasks=told.tasks if told is not None and about is None else tuple(m.task for m in moves),
+        from_state=one.from_state if one is not None else None,
+        to_state=one.to_state if one is not None else None,
+        trailers={k: tuple(x) for k, x in trailers.items()},
+        record=told,
+        moves=moves,
+        violations=tuple(str(x.message) for x in v.violations),
+    )
+
+
+def _op(told: audit.Record | None, moves: tuple[TaskMove, ...], c: CommitInfo) -> str:
+    """The commit's operation as its trailers name it, where they agree with
+    every move (they tell a reset from a release, or a retry that cleared this
+    claim, which the diff alone cannot); otherwise what the moves were."""
+    if told is not None:
+        return told.op
+    summary = labels.summary(moves)
+    if summary is not None:
+        return summary
+    if not moves:
+        return "merge" if len(c.parents) > 1 else "other"
+    return "change"
 
 
 def last_change(store: Store, tip: str, task_id: str) -> audit.Entry | None:

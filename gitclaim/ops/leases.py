@@ -34,7 +34,7 @@ def beat(store: Store, who: str) -> datetime:
     """Overwrite the agent's liveness ref with a commit saying "alive at now"."""
     now = utc(store.clock())
     msg = audit.write(f"heartbeat {who}", audit.Record(op="heartbeat", agent=who, at=_iso(now) or ""))
-    commit = store.repo.write_commit(None, {}, msg, who, agent_email(who), now)
+    commit = store.repo.write_commit(None, {}, msg, who, agent_email(who), now, sign=store.sign)
     store.transport.push_alive(who, commit)
     return now
 
