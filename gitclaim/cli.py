@@ -228,7 +228,7 @@ def _register_hooks(op: Operation) -> None:
     )
 
     def body(args: dict[str, Any]) -> Jsonable:
-        from .enforce import install_client, install_server
+        from .install import install_client, install_server
 
         if args["server"] is not None:
             return install_server(args["server"], _globals.branch)

@@ -9,8 +9,9 @@ import os
 import sys
 from datetime import UTC, datetime
 
-from .enforce import check_liveness, check_push, hooks_dir, last_seen, render, run_chained
+from .enforce import check_liveness, check_push, last_seen, render
 from .git import ALIVE_PREFIX, ZERO, Repo
+from .install import hooks_dir, run_chained
 from .validate import Violation
 
 

@@ -16,7 +16,7 @@ from .operations import BY_NAME
 if TYPE_CHECKING:
     from .audit import Entry
     from .demo import DemoResult
-    from .enforce import Installed
+    from .install import Installed
     from .model import Problem, Task
     from .results import (
         AddResult,

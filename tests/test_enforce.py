@@ -27,9 +27,9 @@ from typing import Any
 import pytest
 
 from gitclaim import Store
-from gitclaim.enforce import script
 from gitclaim.errors import PushRejected
 from gitclaim.ids import fanout, task_path
+from gitclaim.install import script
 from tests.conftest import run_cli
 from tests.servers import GIT, GitDaemon, Remote, git, make_bare
 
