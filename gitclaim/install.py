@@ -4,6 +4,8 @@
 calls :mod:`gitclaim.hook`: the client ``pre-push`` hook into a clone, the
 server ``pre-receive`` hook into the shared bare repository. A hook that was
 there before is kept beside it as ``<kind>.chained`` and runs after the check.
+A repository gitolite manages is the exception: its hooks are gitolite's, and
+:mod:`gitclaim.gitolite` installs the check where gitolite runs site code.
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import BadInput, PushRejected
 from .git import ZERO, Repo
+
+if TYPE_CHECKING:
+    from .gitolite import GitoliteSetup
 
 MARKER = "gitclaim.hook"
 
@@ -49,9 +55,15 @@ class Installed:
     path: str
     chained: str | None  # the user's own hook, kept and run after ours
     updated: bool  # an older gitclaim hook was replaced
+    gitolite: GitoliteSetup | None = None  # the repository is gitolite's: what the admin adds
 
     def to_json(self) -> dict[str, object]:
-        return {"path": self.path, "chained": self.chained, "updated": self.updated}
+        return {
+            "path": self.path,
+            "chained": self.chained,
+            "updated": self.updated,
+            "gitolite": self.gitolite.to_json() if self.gitolite else None,
+        }
 
 
 def install(directory: Path, kind: str, python: str = sys.executable) -> Installed:
@@ -86,15 +98,31 @@ def install_client(path: str | os.PathLike[str]) -> Installed:
     return install(hooks_dir(repo), "pre-push")
 
 
-def install_server(path: str | os.PathLike[str], branch: str | None = None) -> Installed:
-    """The pre-receive hook, in the shared bare repository at ``path``."""
+def install_server(path: str | os.PathLike[str], branch: str | None = None, *, vref: bool = False) -> Installed:
+    """The pre-receive hook, in the shared bare repository at ``path``.
+
+    In a repository gitolite manages, gitolite's hooks stay as they are: the
+    check goes in as a repo-specific hook (or with ``vref`` as a VREF) and the
+    result names the rc and conf lines that switch it on. Raises :class:`BadInput`.
+    """
+    from . import gitolite
+
     repo = Repo(path)
     if repo.git_dir.resolve() != Path(path).resolve() or not repo.is_bare:
         raise BadInput(f"{path} is not a bare repository", hint="give the path of the shared remote", path=str(path))
+    site = gitolite.detect(repo.git_dir)
+    if vref and site is None:
+        raise BadInput(f"--vref is for a repository gitolite manages, and {path} is not one", path=str(path))
     if branch:
         from .refnames import validate_branch
 
+        config = repo.git_dir / "config"
+        owner = config.stat()
         repo.config_set("gitclaim.branch", validate_branch(branch))
+        if os.geteuid() == 0 and config.stat().st_uid != owner.st_uid:  # git rewrote it: keep it the host's
+            os.chown(config, owner.st_uid, owner.st_gid)
+    if site is not None:
+        return gitolite.install(site, repo.git_dir, "vref" if vref else "hook")
     return install(hooks_dir(repo), "pre-receive")
 
 

@@ -364,7 +364,7 @@ OPERATIONS: tuple[Operation, ...] = (
         result="installed",
         surfaces=frozenset({Surface.CLI}),
         custom=frozenset({Surface.CLI}),
-        usage="hooks install [--server PATH]",
+        usage="hooks install [--server PATH [--vref]]",
         effect=Effect.CHANGE,
         commits=False,
     ),
@@ -436,7 +436,11 @@ RESULTS: dict[str, tuple[str, tuple[str, ...]]] = {  # the shape, and the terms 
     ),
     "graph": ("{format, text, problems: [problem], commit}", ("problem",)),
     "history": ("{entries: [entry], cut, commit}", ("entry",)),
-    "installed": ("{path, updated, chained}", ()),
+    "installed": (
+        "{path, updated, chained, gitolite: {mode, repo, home, local_code, rc_file, rc_settings, rc_enable, conf,"
+        " active, detected_by, notes} or null}",
+        (),
+    ),
     "demo": (
         "{folder, agents, tasks, per_agent, claims, double_claims, not_done, retries, seconds, commits, ok}",
         (),

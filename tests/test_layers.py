@@ -22,7 +22,7 @@ PURE = {
 IO = {"subprocess", "socket", "pygit2", "os", "shutil", "tempfile"}
 HIGHER = {
     "api", "cas", "snapshot", "cache", "ops", "cli", "mcp_server", "render", "demo", "git",
-    "enforce", "install", "hook",
+    "enforce", "install", "gitolite", "hook",
 }  # fmt: skip
 
 
