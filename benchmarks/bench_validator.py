@@ -17,9 +17,10 @@ from pathlib import Path
 
 import bench_common  # noqa: F401  (it puts the repository root on sys.path, for tests.servers)
 
-from gitclaim.enforce import check_new_commit, check_push, install
+from gitclaim.enforce import check_new_commit, check_push
 from gitclaim.git import Repo
 from gitclaim.ids import STORE_FILE, task_path
+from gitclaim.install import install
 from gitclaim.model import Claim, State, StoreConfig, Task, dump_store_config, dump_task
 from tests.servers import GitDaemon, git, make_bare
 

@@ -180,7 +180,8 @@ class Store:
 
     def _before_push(self, agent: str, base: str, new: str, paths: list[str]) -> None:
         """The validator on our own commit, then the clone's pre-push hook."""
-        from .enforce import check_new_commit, run_client_pre_push
+        from .enforce import check_new_commit
+        from .install import run_client_pre_push
         from .judge import Judge
 
         now = utc(self.clock())

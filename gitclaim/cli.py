@@ -243,19 +243,27 @@ def _register_hooks(op: Operation) -> None:
     server = Param(
         "server", Path | None, "Install pre-receive into this bare repository (the shared remote).", None, ("--server",)
     )
+    vref = Param(
+        "vref", bool, "With --server on a gitolite repository: install a VREF, not a repo-specific hook.", False,
+        ("--vref",),
+    )  # fmt: skip
 
     def body(args: dict[str, Any]) -> Jsonable:
-        from .enforce import install_client, install_server
+        from .install import install_client, install_server
 
         if args["server"] is not None:
-            return install_server(args["server"], _globals.branch)
+            return install_server(args["server"], _globals.branch, vref=args["vref"])
+        if args["vref"]:
+            raise BadInput("--vref goes with --server PATH (a repository gitolite manages)")
         return install_client(_globals.repo)
 
     help = (
         "Install the client pre-push hook in this clone, or with --server the pre-receive hook in the shared"
-        " bare repository. An existing hook is kept and chained, never overwritten."
+        " bare repository. An existing hook is kept and chained, never overwritten. In a repository gitolite"
+        " manages, gitolite's hooks stay as they are: the hook goes into gitolite's LOCAL_CODE and the"
+        " output names the rc and conf lines that switch it on."
     )
-    register(op, body, (server,), group=hooks_app, name="install", help=help)
+    register(op, body, (server, vref), group=hooks_app, name="install", help=help)
 
 
 def _register_demo(op: Operation) -> None:

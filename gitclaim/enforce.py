@@ -11,25 +11,18 @@ force-push). Every commit's trailers must agree with the move its diff makes
 
 from __future__ import annotations
 
-import os
-import stat
-import subprocess
-import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from . import audit, labels
-from .errors import BadInput, PushRejected, StoreCorrupt
-from .git import ALIVE_PREFIX, ZERO, CommitInfo, Repo, Tree
+from .errors import BadInput, StoreCorrupt
+from .git import ALIVE_PREFIX, CommitInfo, Repo, Tree
 from .ids import STORE_FILE, task_path, validate_agent
 from .judge import Judge, all_violations
 from .model import Task, parse_task
 from .validate import Change, Verdict, Violation, classify_commit
 
 MAX_COMMITS = 10_000  # per push: a longer range is refused rather than checked for minutes
-MARKER = "gitclaim.hook"
 
 
 def last_seen(repo: Repo) -> dict[str, datetime]:
@@ -213,121 +206,3 @@ def render(violations: list[Violation]) -> str:
     lines = ["gitclaim: push refused, the store branch would break its rules:"]
     lines += [f"  {v}" for v in violations]
     return "\n".join(lines)
-
-
-# --- hooks -------------------------------------------------------------------
-
-
-def hooks_dir(repo: Repo) -> Path:
-    """Where git looks for this repository's hooks (``core.hooksPath`` respected)."""
-    configured = repo.config_get("core.hooksPath")
-    if configured:
-        p = Path(os.path.expanduser(configured))
-        if not p.is_absolute():
-            p = repo.top / p
-        return p
-    return repo.common_dir / "hooks"
-
-
-def script(kind: str, python: str = "python3") -> str:
-    """The hook script: a thin shell stub that calls :mod:`gitclaim.hook`."""
-    return (
-        "#!/bin/sh\n"
-        f"# gitclaim {kind} hook: checks every push of the store branch against its rules.\n"
-        f"# Installed by `gitclaim hooks install`; a {kind} hook that was here before is kept\n"
-        f"# beside it as {kind}.chained and runs after the check. Set GITCLAIM_PYTHON to change\n"
-        "# the interpreter.\n"
-        f'exec "${{GITCLAIM_PYTHON:-{python}}}" -m {MARKER} {kind} "$@"\n'
-    )
-
-
-@dataclass(frozen=True)
-class Installed:
-    path: str
-    chained: str | None  # the user's own hook, kept and run after ours
-    updated: bool  # an older gitclaim hook was replaced
-
-    def to_json(self) -> dict[str, object]:
-        return {"path": self.path, "chained": self.chained, "updated": self.updated}
-
-
-def install(directory: Path, kind: str, python: str = sys.executable) -> Installed:
-    """Install the ``kind`` hook into ``directory``, chaining to an existing one.
-
-    Raises :class:`BadInput` rather than overwrite anything it did not write.
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / kind
-    chained = directory / f"{kind}.chained"
-    updated = False
-    if target.exists() or target.is_symlink():
-        text = target.read_text(errors="replace") if target.is_file() else ""
-        if MARKER in text:
-            updated = True
-        else:
-            if chained.exists():
-                raise BadInput(
-                    f"{target} exists and so does {chained}; gitclaim will not overwrite either",
-                    hint="merge them by hand, then run the install again",
-                    path=str(target),
-                )
-            target.rename(chained)
-    target.write_text(script(kind, python))
-    target.chmod(target.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return Installed(str(target), str(chained) if chained.exists() else None, updated)
-
-
-def install_client(path: str | os.PathLike[str]) -> Installed:
-    """The pre-push hook, in the hooks folder git uses for the clone at ``path``."""
-    repo = Repo(path)
-    return install(hooks_dir(repo), "pre-push")
-
-
-def install_server(path: str | os.PathLike[str], branch: str | None = None) -> Installed:
-    """The pre-receive hook, in the shared bare repository at ``path``."""
-    repo = Repo(path)
-    if repo.git_dir.resolve() != Path(path).resolve() or not repo.is_bare:
-        raise BadInput(f"{path} is not a bare repository", hint="give the path of the shared remote", path=str(path))
-    if branch:
-        from .refnames import validate_branch
-
-        repo.config_set("gitclaim.branch", validate_branch(branch))
-    return install(hooks_dir(repo), "pre-receive")
-
-
-def run_chained(kind: str, directory: Path, args: list[str], stdin: bytes) -> int:
-    """Run the user's own hook that ours replaced, if any, with the same input."""
-    chained = directory / f"{kind}.chained"
-    if not chained.exists() or not os.access(chained, os.X_OK):
-        return 0
-    return subprocess.run([str(chained), *args], input=stdin).returncode
-
-
-def run_client_pre_push(repo: Repo, remote: str, url: str, branch: str, new: str, expected: str | None) -> None:
-    """Run the clone's ``pre-push`` hook for a push gitclaim makes (libgit2 never does).
-
-    Our own hook is not started again (its check already ran in-process); a
-    hook it chains to, or any other hook, is. Raises :class:`PushRejected`.
-    """
-    directory = hooks_dir(repo)
-    hook = directory / "pre-push"
-    if not hook.is_file() or not os.access(hook, os.X_OK):
-        return
-    ours = MARKER in hook.read_text(errors="replace")
-    run = directory / "pre-push.chained" if ours else hook
-    if not run.is_file() or not os.access(run, os.X_OK):
-        return
-    line = f"refs/heads/{branch} {new} refs/heads/{branch} {expected or ZERO}\n"
-    r = subprocess.run(
-        [str(run), remote, url],
-        input=line.encode(),
-        capture_output=True,
-        cwd=repo.top,
-    )
-    if r.returncode != 0:
-        said = (r.stdout + r.stderr).decode(errors="replace").strip()
-        raise PushRejected(
-            f"the pre-push hook {run} refused the push (exit {r.returncode})" + (f":\n{said}" if said else ""),
-            hook=str(run),
-            output=said,
-        )

@@ -472,7 +472,7 @@ OPERATIONS: tuple[Operation, ...] = (
         result="installed",
         surfaces=frozenset({Surface.CLI}),
         custom=frozenset({Surface.CLI}),
-        usage="hooks install [--server PATH]",
+        usage="hooks install [--server PATH [--vref]]",
         effect=Effect.CHANGE,
         commits=False,
     ),
@@ -548,7 +548,11 @@ RESULTS: dict[str, tuple[str, tuple[str, ...]]] = {  # the shape, and the terms 
     ),
     "graph": ("{format, text, problems: [problem], commit}", ("problem",)),
     "history": ("{entries: [entry], cut, commit}", ("entry", "move")),
-    "installed": ("{path, updated, chained}", ()),
+    "installed": (
+        "{path, updated, chained, gitolite: {mode, repo, home, local_code, rc_file, rc_settings, rc_enable, conf,"
+        " active, detected_by, notes} or null}",
+        (),
+    ),
     "policy": (
         "{require_signed, admins, operators, pushers: {pusher: [agent]}, signers: [{name, key, fingerprint}],"
         " commit, changed, retries}",

@@ -16,7 +16,7 @@ from .operations import BY_NAME
 if TYPE_CHECKING:
     from .audit import Entry
     from .demo import DemoResult
-    from .enforce import Installed
+    from .install import Installed
     from .model import Problem, Task
     from .results import (
         AddResult,
@@ -259,6 +259,25 @@ def installed(r: Installed) -> None:
     out.print(f"{verb} {escape(r.path)}")
     if r.chained:
         out.print(f"  your own hook is kept as {escape(r.chained)} and runs after the check")
+    g = r.gitolite
+    if g is None:
+        return
+    how = "a repo-specific pre-receive hook" if g.mode == "hook" else "a VREF"
+    out.print(f"  gitolite manages {escape(g.repo)}: gitclaim's check is {how}; gitolite's own hooks are untouched")
+    for note in g.notes:
+        out.print(f"  [yellow]note[/]: {escape(note)}")
+    if g.rc_settings:
+        out.print(f"  add to {escape(g.rc_file)}, inside %RC = ( ... ):")
+        out.print("".join(f"      {escape(line)}\n" for line in g.rc_settings), end="")
+    if g.rc_enable:
+        out.print(f"  add to the ENABLE list of {escape(g.rc_file)}:")
+        out.print("".join(f"      {escape(line)}\n" for line in g.rc_enable), end="")
+    if g.active:
+        out.print(f"  in effect: gitolite.conf switches it on for {escape(g.repo)} ({escape(g.conf[-1].strip())})")
+        return
+    where = ", after the repository's own rules," if g.mode == "vref" else ""
+    out.print(f"  add to gitolite.conf{where} and push gitolite-admin:")
+    out.print("".join(f"      {escape(line)}\n" for line in g.conf), end="")
 
 
 def policy(r: PolicyResult) -> None:

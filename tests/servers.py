@@ -356,7 +356,12 @@ GITOLITE_USER = "gitclaim-gl"
 class Gitolite(Server):
     """gitolite3 (Debian's package) behind its own sshd on 127.0.0.1: one hosting user,
     an admin key, and a key per agent. ``allow(repo, rules)`` writes a repository's
-    rules (``{"agent-a": "RW+", "agent-b": "R"}``) and compiles them. Needs root."""
+    rules (``{"agent-a": "RW+", "agent-b": "R"}``) and compiles them. Needs root.
+
+    What an admin does by hand: ``add_rc`` edits ``~/.gitolite.rc``, ``add_conf``
+    adds lines to gitolite.conf, ``compile`` is what each push of gitolite-admin
+    runs, and ``run_as`` runs a command as the hosting user (``hosting_python``:
+    a Python that user can run, with this checkout of gitclaim on its path)."""
 
     def __init__(self, root: Path, agents: tuple[str, ...] = ("agent-a", "agent-b")) -> None:
         import pwd
@@ -384,43 +389,94 @@ class Gitolite(Server):
         admin_pub = self.home / "admin.pub"
         shutil.copy(f"{self.keys['admin']}.pub", admin_pub)
         os.chown(admin_pub, self.uid, self.gid)
-        self._as_user(gitolite, "setup", "-pk", str(admin_pub))
+        self.run_as(gitolite, "setup", "-pk", str(admin_pub), check=True)
         keydir = self.home / ".gitolite" / "keydir"
         for name in agents:
             shutil.copy(f"{self.keys[name]}.pub", keydir / f"{name}.pub")
         self.rules: dict[str, dict[str, str]] = {}
-        self._compile()
+        self.conf: list[str] = []  # lines after the rules of allow(), in order
+        self._python: Path | None = None
+        self.compile()
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         self._start_sshd(root, self.home / ".ssh" / "authorized_keys", GITOLITE_USER)
 
-    def _as_user(self, *args: str) -> None:
-        env = {"HOME": str(self.home), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "USER": GITOLITE_USER}
-        subprocess.run(
-            ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups", *args],
-            check=True, capture_output=True, env=env, cwd=self.home,
-        )  # fmt: skip
+    def run_as(self, *args: str, check: bool = False, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run a command as the hosting user, in its home, with a bare environment (as sshd gives it).
 
-    def _compile(self) -> None:
+        Through ``sh``: setpriv itself can start a program that the user could not
+        (it ran /root/.pyenv's python, which the user cannot reach); the shell's exec cannot."""
+        env = {"HOME": str(self.home), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "USER": GITOLITE_USER}
+        user = ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups"]
+        r = subprocess.run(
+            [*user, "/bin/sh", "-c", 'exec "$0" "$@"', *args],
+            capture_output=True, text=True, env=env, cwd=self.home, timeout=timeout,
+        )  # fmt: skip
+        if check and r.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} as {GITOLITE_USER} failed ({r.returncode}): {r.stderr}{r.stdout}")
+        return r
+
+    def compile(self) -> None:
+        """Write gitolite.conf and compile it, as each push of gitolite-admin does."""
         conf = ["repo gitolite-admin", "    RW+ = admin", ""]
         for repo, rules in self.rules.items():
             conf.append(f"repo {repo}")
             conf += [f"    {perm} = {who}" for who, perm in rules.items()]
             conf.append("")
         path = self.home / ".gitolite" / "conf" / "gitolite.conf"
-        path.write_text("\n".join(conf) + "\n")
+        path.write_text("\n".join([*conf, *self.conf]) + "\n")
         for d, _, files in os.walk(self.home / ".gitolite"):
             os.chown(d, self.uid, self.gid)
             for f in files:
                 os.chown(os.path.join(d, f), self.uid, self.gid)
-        self._as_user("gitolite", "compile")
-        self._as_user("gitolite", "trigger", "POST_COMPILE")
+        self.run_as("gitolite", "compile", check=True)
+        self.run_as("gitolite", "trigger", "POST_COMPILE", check=True)
 
     def allow(self, repo: str, rules: dict[str, str]) -> Remote:
         """Create (or re-rule) ``repo``: a Remote whose URL is reached as the hosting user."""
         self.rules[repo] = rules
-        self._compile()
+        self.compile()
         bare = self.home / "repositories" / f"{repo}.git"
         return Remote(bare, f"ssh://{GITOLITE_USER}@127.0.0.1:{self.port}/{repo}")
+
+    def add_conf(self, lines: Sequence[str]) -> None:
+        """Add lines at the end of gitolite.conf (after every repository's rules) and compile."""
+        self.conf += [*lines, ""]
+        self.compile()
+
+    def add_rc(self, settings: Sequence[str] = (), enable: Sequence[str] = ()) -> None:
+        """Edit ``~/.gitolite.rc`` as its comments say: ``settings`` inside ``%RC = (``,
+        ``enable`` at the top of its ENABLE list. Takes effect with the next gitolite command."""
+        rc = self.home / ".gitolite.rc"
+        text = rc.read_text()
+        for anchor, lines in (("%RC = (\n", settings), ("    ENABLE => [\n", enable)):
+            if lines:
+                assert anchor in text, f"no {anchor.strip()!r} in {rc}"
+                text = text.replace(anchor, anchor + "".join(f"        {line}\n" for line in lines), 1)
+        rc.write_text(text)  # in place: it stays the hosting user's
+
+    def hosting_python(self) -> Path:
+        """A Python the hosting user can run that imports this checkout of gitclaim and
+        the test interpreter's packages: the interpreter running the tests may live where
+        that user cannot read (pyenv under /root). A venv (no pip) on the first Python
+        of the same version that the user can run, with a .pth naming both."""
+        if self._python is None:
+            import site
+            import sys
+
+            version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+            candidates = [os.path.realpath(sys.executable), f"/usr/bin/{version}", f"/usr/local/bin/{version}"]
+            base = next((c for c in candidates if self.run_as(c, "-c", "pass").returncode == 0), None)
+            if base is None:
+                raise MissingTool(f"the gitolite hook tests need a {version} the user {GITOLITE_USER} can run")
+            venv = self.home / "gitclaim-venv"
+            subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True)
+            (site_packages,) = (venv / "lib").glob("python*/site-packages")
+            root = Path(__file__).resolve().parents[1]
+            (site_packages / "gitclaim-tests.pth").write_text("\n".join([str(root), *site.getsitepackages()]) + "\n")
+            python = venv / "bin" / "python"
+            self.run_as(str(python), "-c", "import gitclaim.hook, pygit2", check=True)
+            self._python = python
+        return self._python
 
     def stop(self) -> None:
         super().stop()

@@ -27,9 +27,9 @@ from typing import Any
 import pytest
 
 from gitclaim import Store
-from gitclaim.enforce import script
 from gitclaim.errors import PushRejected
 from gitclaim.ids import fanout, task_path
+from gitclaim.install import script
 from tests.conftest import run_cli
 from tests.servers import GIT, GitDaemon, Remote, git, make_bare
 
@@ -114,6 +114,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Base]:
             "path": str(wc_hooked / ".git" / "hooks" / "pre-push"),
             "chained": None,
             "updated": False,
+            "gitolite": None,
         }
     yield Base(bare, served, wc_plain, wc_hooked, tip)
 
@@ -480,6 +481,7 @@ def test_gitclaim_push_runs_the_users_pre_push_hook(make: Make, user_exit: int, 
             "path": str(hooks / "pre-push"),
             "chained": str(hooks / "pre-push.chained"),
             "updated": False,
+            "gitolite": None,
         }
         run = hooks / "pre-push.chained"
     code, obj = cli_json("claim", "todo-1", "--agent", "bob", cwd=s.wc)
@@ -612,7 +614,7 @@ def test_reinstalling_updates_our_hook_without_chaining_itself(make: Make) -> No
     for _ in range(2):
         code, obj = cli_json("hooks", "install", cwd=s.wc)
         assert code == 0, obj
-        assert obj["result"] == {"path": str(hooks / "pre-push"), "chained": None, "updated": True}
+        assert obj["result"] == {"path": str(hooks / "pre-push"), "chained": None, "updated": True, "gitolite": None}
     assert (hooks / "pre-push").read_text() == script("pre-push", sys.executable)
     assert not (hooks / "pre-push.chained").exists()
     assert os.access(hooks / "pre-push", os.X_OK)

@@ -20,7 +20,10 @@ PURE = {
     "sshkeys", "sshsig",
 }  # fmt: skip
 IO = {"subprocess", "socket", "pygit2", "os", "shutil", "tempfile"}
-HIGHER = {"api", "cas", "snapshot", "cache", "ops", "cli", "mcp_server", "render", "enforce", "hook", "demo", "git"}
+HIGHER = {
+    "api", "cas", "snapshot", "cache", "ops", "cli", "mcp_server", "render", "demo", "git",
+    "enforce", "install", "gitolite", "hook",
+}  # fmt: skip
 
 
 def _name(path: Path) -> str:

@@ -89,10 +89,10 @@ def test_the_store_method_takes_exactly_the_tables_parameters(op: typing.Any) ->
 @pytest.mark.parametrize("op", [op for op in OPERATIONS if op.result], ids=lambda op: op.name)
 def test_each_renderer_takes_what_its_operation_returns(op: typing.Any) -> None:
     assert op.result in RESULTS
-    from gitclaim import demo, enforce, results, views
+    from gitclaim import demo, install, results, views
 
     renderer = render.RENDERERS[op.result]
-    names = {**vars(audit), **vars(demo), **vars(enforce), **vars(results), **vars(views)}
+    names = {**vars(audit), **vars(demo), **vars(install), **vars(results), **vars(views)}
     hints = typing.get_type_hints(renderer, localns=names)
     arg = next(iter(inspect.signature(renderer).parameters))
     if Surface.API in op.surfaces:

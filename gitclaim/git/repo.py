@@ -66,7 +66,16 @@ class Repo:
                 hint="run gitclaim inside a clone of the shared repository, or pass -C PATH",
                 path=str(path),
             )
-        self.repo = pygit2.Repository(found)
+        try:
+            self.repo = pygit2.Repository(found)
+        except pygit2.GitError as e:
+            if "not owned by current user" not in str(e):
+                raise
+            raise BadInput(
+                f"{found} belongs to another user, and git opens a repository only for its owner",
+                hint="run gitclaim as its owner (behind gitolite: the hosting user), or add it to safe.directory",
+                path=str(path),
+            ) from None
         # Linked worktrees share refs, objects and config with the main clone.
         self.common_dir = Path(common_dir(found))
 
