@@ -20,7 +20,7 @@ from .git import ALIVE_PREFIX, CommitInfo, Repo, Tree
 from .ids import STORE_FILE, task_path, validate_agent
 from .judge import Judge, all_violations
 from .model import Task, parse_task
-from .validate import Change, Verdict, Violation, classify_commit
+from .validate import Change, Verdict, Violation, classify_commit, merged_cleanly, task_id_of
 
 MAX_COMMITS = 10_000  # per push: a longer range is refused rather than checked for minutes
 
@@ -114,10 +114,12 @@ def _merge_verdict(
     """A merge on the store branch (``git pull`` by a human, say) is read as
     follows. Each side's commits are checked on their own; the merge adds no
     move of its own except where it writes a task file that matches neither
-    side (a resolved conflict), which is checked as the merge author's change
-    from the first parent. A merge that keeps one side's version of a task
-    that the other side changed drops that change and is refused (rule
-    ``merge``); so is a merge of more than two parents."""
+    side and is not what both sides' changes make together
+    (:func:`gitclaim.validate.merged_cleanly`: a resolved conflict), which is
+    checked as the merge author's change from the first parent. A merge that
+    keeps one side's version of a file that the other side changed drops that
+    change and is refused (rule ``merge``); so is a merge of more than two
+    parents."""
     if len(info.parents) > 2:
         return Verdict(
             (), (Violation("commit", "merge", "an octopus merge; merge one side at a time", commit=info.id),)
@@ -135,8 +137,9 @@ def _merge_verdict(
         a, b = repo.tree_entry_id(trees[0], path), repo.tree_entry_id(trees[1], path)
         o = repo.tree_entry_id(base_tree, path) if base_tree is not None else None
         if m not in (a, b):
-            own[path] = (a, m)
-        elif a != b and o not in (a, b):
+            if not (task_id_of(path) and merged_cleanly(*(repo.blob(x) if x else None for x in (o, a, b, m)))):
+                own[path] = (a, m)
+        elif a != b and (b if m == a else a) != o:  # the side it did not keep changed the file
             side = "first" if m == b else "second"
             out.append(
                 Violation(path, "merge", f"the merge drops the {side} parent's change of {path}", commit=info.id)

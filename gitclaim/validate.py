@@ -102,6 +102,43 @@ def task_id_of(path: str) -> str | None:
     return None
 
 
+def merged_cleanly(base: bytes | None, first: bytes | None, second: bytes | None, merged: bytes | None) -> bool:
+    """Whether a merge's task file is what both sides' changes make together:
+    every field (the claim as one) as the side that changed it left it, and
+    none changed by both sides in different ways. Such a file moves nothing of
+    its own: each side's commits made the moves, and were checked. False for a
+    file that is absent or does not read on any side."""
+    docs = [_fields(x) for x in (base, first, second, merged)]
+    if None in docs:
+        return False
+    o, a, b, m = (d for d in docs if d is not None)
+    for key in o.keys() | a.keys() | b.keys() | m.keys():
+        vo, va, vb, vm = (d.get(key, _ABSENT) for d in (o, a, b, m))
+        if va == vo:
+            want = vb
+        elif vb in (vo, va):
+            want = va
+        else:
+            return False  # both sides changed it, differently: a conflict the merge resolved
+        if vm != want:
+            return False
+    return True
+
+
+_ABSENT = object()
+
+
+def _fields(data: bytes | None) -> dict[str, object] | None:
+    import tomllib
+
+    if data is None:
+        return None
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+
+
 def check_commit(
     changes: Mapping[str, Change],
     *,

@@ -15,7 +15,7 @@ import pytest
 
 from gitclaim.ids import STORE_FILE, fanout, task_path
 from gitclaim.model import Claim, State, StoreConfig, Task, dump_store_config, dump_task
-from gitclaim.validate import Change, Violation, check_commit, task_id_of
+from gitclaim.validate import Change, Violation, check_commit, merged_cleanly, task_id_of
 
 T0 = datetime(2026, 1, 31, 12, 0, 0, tzinfo=UTC)
 S = State
@@ -474,3 +474,33 @@ def test_depending_on_a_loop_made_by_hand_earlier_is_not_this_commits_cycle() ->
     loop = {"a": task("a", depends_on=("b",)), "b": task("b", depends_on=("a",))}
     new = task("t1", depends_on=("a",))
     assert check({task_path("t1"): ch(None, new)}, tree={**loop, "t1": new}) == []
+
+
+# --- merges: a task file both sides changed ---------------------------------------
+
+DONE = task(state=S.DONE)
+TAGGED = task(state=S.ACTIVE, holder="alice", tags=("by-hand",))
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "merged", "clean"),
+    [
+        (TAGGED, DONE, task(state=S.DONE, tags=("by-hand",)), True),  # each field as its side left it
+        (DONE, TAGGED, task(state=S.DONE, tags=("by-hand",)), True),
+        (TAGGED, DONE, task(state=S.ACTIVE, holder="alice", tags=("by-hand",)), False),  # the done dropped
+        (TAGGED, DONE, task(state=S.DONE, tags=("other",)), False),  # a value neither side wrote
+        (task(state=S.ACTIVE, holder="bob"), DONE, DONE, False),  # both changed the claim: a conflict
+        (task(state=S.ACTIVE, holder="alice", priority=1), task(state=S.ACTIVE, holder="alice", priority=1),
+         task(state=S.ACTIVE, holder="alice", priority=1), True),  # both made the same change
+    ],
+)  # fmt: skip
+def test_merged_cleanly_takes_each_field_from_the_side_that_changed_it(
+    first: Task, second: Task, merged: Task, clean: bool
+) -> None:
+    assert merged_cleanly(dump_task(HELD), dump_task(first), dump_task(second), dump_task(merged)) is clean
+
+
+def test_a_merge_of_a_file_absent_or_unreadable_on_a_side_is_not_clean() -> None:
+    held, done = dump_task(HELD), dump_task(DONE)
+    assert merged_cleanly(None, done, done, done) is False
+    assert merged_cleanly(held, b"not = [toml", done, done) is False
