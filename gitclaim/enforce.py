@@ -191,18 +191,19 @@ def check_liveness(ref: str, new: str | None, judge: Judge | None = None, tip: s
     ``git push --mirror`` from a clone without them deleted every heartbeat at
     once, after which a rival took over a live lease. Where the host names the
     pusher (``judge``), only that agent's pusher or an operator moves it,
-    under the policy at the store's ``tip``.
+    under the policy at the store's ``tip``; where that policy requires
+    signatures, the heartbeat must be signed by the agent's own key.
     """
     agent = ref[len(ALIVE_PREFIX) :]
     try:
         validate_agent(agent)
     except BadInput as e:
         return [Violation(ref, "liveness", e.message)]
+    out = judge.heartbeat_signature(ref, agent, new, tip) if judge is not None and new is not None else []
     if judge is None or judge.pusher is None:
-        return (
-            [] if new is not None else [Violation(ref, "liveness", f"the liveness ref of {agent} must not be deleted")]
-        )
-    return judge.liveness(judge.pusher, ref, agent, tip, new is None)
+        gone = [Violation(ref, "liveness", f"the liveness ref of {agent} must not be deleted")] if new is None else []
+        return out + gone
+    return out + judge.liveness(judge.pusher, ref, agent, tip, new is None)
 
 
 def render(violations: list[Violation]) -> str:

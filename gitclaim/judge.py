@@ -98,5 +98,18 @@ class Judge:
         return []
 
 
+    def heartbeat_signature(self, ref: str, agent: str, new: str, tip: str | None) -> list[Violation]:
+        """Where the store requires signatures, a heartbeat is signed by its agent's key:
+        without it anyone could keep another agent's lease alive, or let it lapse."""
+        policy = self.policy_at(tip)
+        if not policy.require_signed:
+            return []
+        info = self.repo.commit_info(new)
+        s = trust.check_signature(self.repo.commit_signature(new), policy.signers, info.time)
+        if s.status == trust.GOOD and agent in s.principals:
+            return []
+        return [Violation(ref, "liveness", f"the heartbeat of {agent} is not signed by {agent}'s key ({s.status})")]
+
+
 def all_violations(judge: Judge | None, info: CommitInfo, found: Verdict) -> Sequence[Violation]:
     return found.violations if judge is None else (*found.violations, *judge.violations(info, found))
