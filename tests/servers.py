@@ -26,6 +26,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,17 @@ def make_remote_path(root: Path) -> Remote:
     """A bare repository reached by its path (no server at all)."""
     bare = make_bare(root / "remote.git")
     return Remote(bare, str(bare))
+
+
+def copy_remote(source: Path, dest: Path, daemon: GitDaemon | None = None) -> Remote:
+    """A copy of the bare repository ``source``: served by ``daemon`` (under its
+    base, a fresh name; ``dest`` unused), or reached by the path ``dest``."""
+    if daemon is not None:
+        name = f"c{uuid.uuid4().hex[:12]}.git"
+        shutil.copytree(source, daemon.base / name, symlinks=True)
+        return Remote(daemon.base / name, daemon.url(name))
+    shutil.copytree(source, dest, symlinks=True)
+    return Remote(dest, str(dest))
 
 
 def clone(remote: Remote | str, dest: Path) -> Path:

@@ -30,7 +30,7 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.keys import keygen, public
-from tests.servers import GIT, GitDaemon, Remote, clone, git, make_bare
+from tests.servers import GIT, GitDaemon, Remote, clone, copy_remote, git, make_bare
 from tests.test_enforce import cli_json, edit, git_as, remote_lines, violation_lines
 
 NAMES = ("alice", "bob", "carol")  # carol's key is in no store
@@ -115,16 +115,9 @@ def make(base: Base, git_daemon: GitDaemon, tmp_path: Path) -> Make:
     hook and its anchor; make(hook=False): a copy reached by its path, no hook."""
 
     def _make(*, hook: bool) -> Setup:
-        if hook:
-            name = f"s{uuid.uuid4().hex[:12]}.git"
-            bare = git_daemon.base / name
-            shutil.copytree(base.served, bare, symlinks=True)
-            remote = Remote(bare, git_daemon.url(name))
-        else:
-            bare = tmp_path / "remote.git"
-            shutil.copytree(base.served, bare, symlinks=True)
-            (bare / "hooks" / "pre-receive").unlink()
-            remote = Remote(bare, str(bare))
+        remote = copy_remote(base.served, tmp_path / "remote.git", git_daemon if hook else None)
+        if not hook:
+            (remote.path / "hooks" / "pre-receive").unlink()
         clones = {}
         for agent, src in base.clones.items():
             clones[agent] = tmp_path / agent

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,7 +31,7 @@ import pytest
 from gitclaim import Store
 from gitclaim.ids import task_path
 from tests.conftest import run_cli
-from tests.servers import GIT, GitDaemon, Remote, clone, git, make_bare
+from tests.servers import GIT, GitDaemon, Remote, clone, copy_remote, git, make_bare
 from tests.test_enforce import cli_json, commit, edit, git_as, remote_lines, violation_lines
 
 PAST = datetime(2020, 1, 1, tzinfo=UTC)
@@ -97,14 +96,9 @@ def make(base: Base, git_daemon: GitDaemon, tmp_path: Path) -> Make:
 
     def _make(*, hook: bool) -> Setup:
         if hook:
-            name = f"t{uuid.uuid4().hex[:12]}.git"
-            bare = git_daemon.base / name
-            shutil.copytree(base.served, bare, symlinks=True)
-            remote = Remote(bare, git_daemon.url(name))
+            remote = copy_remote(base.served, tmp_path / "remote.git", git_daemon)
         else:
-            bare = tmp_path / "remote.git"
-            shutil.copytree(base.plain, bare, symlinks=True)
-            remote = Remote(bare, str(bare))
+            remote = copy_remote(base.plain, tmp_path / "remote.git")
         tip = remote.ref()
         assert tip is not None
         wc = tmp_path / "wc"
