@@ -349,3 +349,20 @@ def test_signers_require_by_an_admin_whose_key_is_not_listed_is_bad_input(tmp_pa
     assert remote.ref() == tip
     code, obj = cli_json("signers", "list", cwd=dave)
     assert code == 0 and obj["result"]["require_signed"] is False, obj
+
+
+def test_a_heartbeat_must_be_signed_by_its_agent(make: Make) -> None:
+    """Where signatures are required, a liveness ref moves only with its agent's signed heartbeat:
+    otherwise anyone could keep another agent's lease alive over git daemon, which names no pusher."""
+    s = make(hook=True)
+    code, obj = s.cli("bob", "heartbeat")
+    assert code == 0, obj
+    wc = s.checkout()
+    unsigned = git("commit-tree", "-m", "heartbeat", git("hash-object", "-t", "tree", "/dev/null").strip(), cwd=wc)
+    r = subprocess.run(
+        [GIT, "push", "origin", f"{unsigned.strip()}:refs/gitclaim/alive/alice"],
+        cwd=wc, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode != 0, r.stderr
+    assert "[liveness]" in r.stderr and "alice" in r.stderr, r.stderr
+    assert git("for-each-ref", "refs/gitclaim/alive/alice", cwd=s.remote.path).strip() == ""
