@@ -9,17 +9,31 @@ stop them.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
-from .servers import GitDaemon, GitHttp, Gitolite, GitSshd, MissingTool, Remote, Server, clone, git, make_remote_path
+from .servers import (
+    GIT,
+    GitDaemon,
+    GitHttp,
+    Gitolite,
+    GitSshd,
+    MissingTool,
+    Remote,
+    Server,
+    clone,
+    git,
+    make_remote_path,
+)
 
 S = TypeVar("S", bound=Server)
 
@@ -232,7 +246,105 @@ def https_remote(git_https: GitHttp, tmp_path: Path) -> Remote:
     return git_https.remote(repo_name(tmp_path))
 
 
+#: The gitolite users with a key of their own besides admin: agent-a and agent-b, and
+#: fourteen more so that a race can have one user (and one agent name) per process.
+GITOLITE_AGENTS = tuple(f"agent-{c}" for c in "abcdefghijklmnop")
+
+
 @pytest.fixture(scope="session")
 def gitolite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gitolite]:
-    """gitolite3 behind its own sshd, with keys for admin, agent-a and agent-b."""
-    yield from _serve(lambda: Gitolite(tmp_path_factory.mktemp("gitolite")))
+    """gitolite3 behind its own sshd, with keys for admin and GITOLITE_AGENTS."""
+    yield from _serve(lambda: Gitolite(tmp_path_factory.mktemp("gitolite"), agents=GITOLITE_AGENTS))
+
+
+@dataclass
+class Site:
+    """One gitolite repository holding a store with one task, ``one``, and the agents' clones of it."""
+
+    server: Gitolite
+    remote: Remote
+    home: Path  # the agents' HOME: known_hosts
+    root: Path
+
+    def env(self, who: str) -> dict[str, str]:
+        """The environment of ``who``'s gitclaim: its key, its agent name, the server's host key."""
+        env = dict(os.environ, HOME=str(self.home), GITCLAIM_SSH_KEY=str(self.server.keys[who]), GITCLAIM_AGENT=who)
+        env.pop("SSH_AUTH_SOCK", None)
+        return env
+
+    def gitclaim(self, who: str, *args: str) -> tuple[int, dict[str, Any]]:
+        clone = self.root / f"clone-{who}"
+        if not clone.exists():
+            git("init", "-q", "-b", "main", str(clone))
+            git("remote", "add", "origin", self.remote.url, cwd=clone)
+        p = subprocess.run([sys.executable, "-m", "gitclaim", "-C", str(clone), *args, "--json"],
+                           capture_output=True, text=True, env=self.env(who), timeout=120)  # fmt: skip
+        return p.returncode, json.loads(p.stdout)
+
+    def git(self, who: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        """Plain git over ssh with ``who``'s key, committing as ``who``."""
+        ssh = (f"ssh -F /dev/null -i {self.server.keys[who]} -o IdentitiesOnly=yes"
+               f" -o UserKnownHostsFile={self.home / '.ssh' / 'known_hosts'}")  # fmt: skip
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_AUTHOR_", "GIT_COMMITTER_"))}
+        env["GIT_SSH_COMMAND"] = ssh
+        who_is = ("-c", f"user.name={who}", "-c", f"user.email={who}@agents.invalid")
+        return subprocess.run([GIT, *who_is, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+    def tip(self, ref: str = "refs/heads/gitclaim") -> str | None:
+        """Where ``ref`` points in the repository on the server (read as the hosting user, who owns it)."""
+        out = self.server.run_as("git", "-C", str(self.remote.path), "for-each-ref", "--format=%(objectname)", ref)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip() or None
+
+    def work_copy(self, who: str) -> Path:
+        """``who``'s plain git checkout of the store branch, at the server's tip."""
+        wc = self.root / f"wc-{who}"
+        if not wc.exists():
+            assert self.git(who, "clone", "-q", "-b", "gitclaim", self.remote.url, str(wc)).returncode == 0
+        assert self.git(who, "fetch", "-q", "origin", cwd=wc).returncode == 0
+        git("reset", "-q", "--hard", "origin/gitclaim", cwd=wc)
+        return wc
+
+    def commit(self, who: str, edit: Callable[[Path], None], message: str, *, author: str | None = None) -> Path:
+        """Plain git in ``who``'s working copy: the store's tip, ``edit`` on the checkout,
+        one commit (authored as ``author``, default ``who``). The working copy, to push from."""
+        wc = self.work_copy(who)
+        edit(wc)
+        as_author = ("--author", f"{author} <{author}@agents.invalid>") if author else ()
+        done = self.git(who, "commit", "-qam", message, *as_author, cwd=wc)
+        assert done.returncode == 0, done.stderr
+        return wc
+
+    def delete_task(self, who: str) -> subprocess.CompletedProcess[str]:
+        """Plain git: fetch the store, delete task one's file, commit and push."""
+        from gitclaim.ids import task_path
+
+        wc = self.commit(who, lambda wc: (wc / task_path("one")).unlink(), "rm one")
+        return self.git(who, "push", "origin", "gitclaim", cwd=wc)
+
+    def install(self, *args: str) -> dict[str, Any]:
+        """``gitclaim hooks install --server`` as the hosting user; its JSON result."""
+        python = str(self.server.hosting_python())
+        p = self.server.run_as(python, "-m", "gitclaim", "hooks", "install", "--server", str(self.remote.path),
+                               *args, "--json")  # fmt: skip
+        assert p.returncode == 0, p.stdout + p.stderr
+        result: dict[str, Any] = json.loads(p.stdout)["result"]
+        return result
+
+
+def make_site(gitolite: Gitolite, tmp_path: Path, rules: dict[str, str]) -> Site:
+    """A new gitolite repository under ``rules`` with a store that agent-a made, holding task ``one``."""
+    remote = gitolite.allow(repo_name(tmp_path, "gl"), rules)
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "known_hosts").write_text(gitolite.known_hosts_line)
+    s = Site(gitolite, remote, home, tmp_path)
+    assert s.gitclaim("agent-a", "init")[0] == 0
+    assert s.gitclaim("agent-a", "add", "One", "--id", "one")[0] == 0
+    return s
+
+
+@pytest.fixture
+def site(gitolite: Gitolite, tmp_path: Path) -> Site:
+    """A gitolite repository where agent-a and agent-b may push anything (no gitclaim hook yet)."""
+    return make_site(gitolite, tmp_path, {"agent-a": "RW+", "agent-b": "RW+"})

@@ -16,22 +16,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from gitclaim.errors import BadInput
 from gitclaim.gitolite import HOOK_NAME, LOCAL_CODE_LINE, VREF_NAME, detect
 from gitclaim.hook import pusher
-from gitclaim.ids import task_path
 from gitclaim.install import install, install_server
-from tests.conftest import repo_name, run_cli
-from tests.servers import GIT, Gitolite, Remote, git, make_bare
+from tests.conftest import Site, run_cli
+from tests.servers import make_bare
 
 
 def hooks_of(bare: Path) -> dict[str, str]:
@@ -40,67 +35,6 @@ def hooks_of(bare: Path) -> dict[str, str]:
     for p in sorted((bare / "hooks").iterdir()):
         out[p.name] = f"-> {os.readlink(p)}" if p.is_symlink() else hashlib.sha256(p.read_bytes()).hexdigest()
     return out
-
-
-@dataclass
-class Site:
-    """One gitolite repository holding a store with one task, ``one``, and agent-a's clones of it."""
-
-    server: Gitolite
-    remote: Remote
-    home: Path  # the agents' HOME: known_hosts
-    root: Path
-
-    def gitclaim(self, who: str, *args: str) -> tuple[int, dict[str, Any]]:
-        clone = self.root / f"clone-{who}"
-        if not clone.exists():
-            git("init", "-q", "-b", "main", str(clone))
-            git("remote", "add", "origin", self.remote.url, cwd=clone)
-        env = dict(os.environ, HOME=str(self.home), GITCLAIM_SSH_KEY=str(self.server.keys[who]), GITCLAIM_AGENT=who)
-        p = subprocess.run([sys.executable, "-m", "gitclaim", "-C", str(clone), *args, "--json"],
-                           capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
-        return p.returncode, json.loads(p.stdout)
-
-    def git(self, who: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-        """Plain git over ssh with ``who``'s key, committing as ``who``."""
-        ssh = (f"ssh -F /dev/null -i {self.server.keys[who]} -o IdentitiesOnly=yes"
-               f" -o UserKnownHostsFile={self.home / '.ssh' / 'known_hosts'}")  # fmt: skip
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_AUTHOR_", "GIT_COMMITTER_"))}
-        env["GIT_SSH_COMMAND"] = ssh
-        who_is = ("-c", f"user.name={who}", "-c", f"user.email={who}@agents.invalid")
-        return subprocess.run([GIT, *who_is, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
-
-    def delete_task(self, who: str) -> subprocess.CompletedProcess[str]:
-        """Plain git: fetch the store, delete task one's file, commit and push."""
-        wc = self.root / f"wc-{who}"
-        if not wc.exists():
-            assert self.git(who, "clone", "-q", "-b", "gitclaim", self.remote.url, str(wc)).returncode == 0
-        assert self.git(who, "fetch", "-q", "origin", cwd=wc).returncode == 0
-        git("reset", "-q", "--hard", "origin/gitclaim", cwd=wc)
-        (wc / task_path("one")).unlink()
-        assert self.git(who, "commit", "-qam", "rm one", cwd=wc).returncode == 0
-        return self.git(who, "push", "origin", "gitclaim", cwd=wc)
-
-    def install(self, *args: str) -> dict[str, Any]:
-        """``gitclaim hooks install --server`` as the hosting user; its JSON result."""
-        python = str(self.server.hosting_python())
-        p = self.server.run_as(python, "-m", "gitclaim", "hooks", "install", "--server", str(self.remote.path),
-                               *args, "--json")  # fmt: skip
-        assert p.returncode == 0, p.stdout + p.stderr
-        result: dict[str, Any] = json.loads(p.stdout)["result"]
-        return result
-
-
-@pytest.fixture
-def site(gitolite: Gitolite, tmp_path: Path) -> Site:
-    remote = gitolite.allow(repo_name(tmp_path, "gl"), {"agent-a": "RW+", "agent-b": "RW+"})
-    home = tmp_path / "home"
-    (home / ".ssh").mkdir(parents=True)
-    (home / ".ssh" / "known_hosts").write_text(gitolite.known_hosts_line)
-    s = Site(gitolite, remote, home, tmp_path)
-    assert s.gitclaim("agent-a", "init")[0] == 0
-    assert s.gitclaim("agent-a", "add", "One", "--id", "one")[0] == 0
-    return s
 
 
 @pytest.mark.parametrize("mode", ["hook", "vref"])

@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -24,8 +25,19 @@ WORKER = str(Path(__file__).with_name("race_worker.py"))
 
 
 class Workers:
-    def __init__(self, remote: Remote, root: Path, n: int) -> None:
-        self.names = [f"agent-{i:02d}" for i in range(n)]
+    """``n`` worker processes named agent-00, agent-01, ..., or one per name of ``names``;
+    ``env(name)``: a worker's environment (default: this process's)."""
+
+    def __init__(
+        self,
+        remote: Remote,
+        root: Path,
+        n: int = 0,
+        *,
+        names: Sequence[str] = (),
+        env: Callable[[str], Mapping[str, str]] | None = None,
+    ) -> None:
+        self.names = list(names) or [f"agent-{i:02d}" for i in range(n)]
         self.procs = []
         for name in self.names:
             path = clone(remote, root / name)
@@ -35,6 +47,7 @@ class Workers:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
+                env=None if env is None else dict(env(name)),
             )
             self.procs.append(p)
         for p in self.procs:
@@ -80,6 +93,26 @@ def claims_in_history(remote: Remote) -> list[tuple[str, str, str]]:
     return rows
 
 
+def assert_one_winner(results: Mapping[str, Mapping[str, object]], what: str = "") -> str:
+    """One claim race's answers, worker by worker: exactly one won (and changed the
+    task), every other lost the race naming the winner and its commit. The winner."""
+    winners = [name for name, res in results.items() if res["ok"]]
+    assert len(winners) == 1, f"{what}: winners {winners}: {results}"
+    (winner,) = winners
+    assert results[winner]["changed"] is True
+    for name, res in results.items():
+        if name == winner:
+            continue
+        assert res["code"] == "lost_race", res
+        assert res["exit"] == 4
+        details = res["details"]
+        assert isinstance(details, dict)
+        assert details["holder"] == winner
+        assert details["commit"] == results[winner]["commit"]
+        assert winner in str(res["message"])
+    return winner
+
+
 def assert_one_winner_per_round(remote: Remote, tmp_path: Path, rounds: int, agents: int = 16) -> None:
     """``agents`` processes with separate clones claim the same task at once,
     ``rounds`` times: exactly one winner a round, every loser names the
@@ -91,21 +124,7 @@ def assert_one_winner_per_round(remote: Remote, tmp_path: Path, rounds: int, age
     workers = Workers(remote, tmp_path / "agents", agents)
     try:
         for r in range(rounds):
-            results = workers.all({"op": "claim", "task": f"task-{r:02d}"})
-            winners = [name for name, res in results.items() if res["ok"]]
-            assert len(winners) == 1, f"round {r}: winners {winners}: {results}"
-            (winner,) = winners
-            assert results[winner]["changed"] is True
-            for name, res in results.items():
-                if name == winner:
-                    continue
-                assert res["code"] == "lost_race", res
-                assert res["exit"] == 4
-                details = res["details"]
-                assert isinstance(details, dict)
-                assert details["holder"] == winner
-                assert details["commit"] == results[winner]["commit"]
-                assert winner in str(res["message"])
+            assert_one_winner(workers.all({"op": "claim", "task": f"task-{r:02d}"}), f"round {r}")
     finally:
         workers.close()
     history = claims_in_history(remote)
