@@ -207,6 +207,6 @@ def check_liveness(ref: str, new: str | None, judge: Judge | None = None, tip: s
 
 
 def render(violations: list[Violation]) -> str:
-    lines = ["gitclaim: push refused, the store branch would break its rules:"]
+    lines = ["gitclaim: push refused, it would break the store's rules:"]
     lines += [f"  {v}" for v in violations]
     return "\n".join(lines)
