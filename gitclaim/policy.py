@@ -35,8 +35,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import tomli_w
-
 from .errors import BadInput, StoreCorrupt
 from .ids import validate_agent
 
@@ -119,6 +117,7 @@ def parse(access: bytes | None, signers: bytes | None) -> Policy:
 
 def dump(policy: Policy) -> bytes:
     """The access file of ``policy``."""
+    import tomli_w  # only an admin writes one: the hooks never load it
     doc: dict[str, Any] = {
         "schema": SCHEMA,
         "kind": "gitclaim-access",
