@@ -19,8 +19,8 @@ from .errors import BadInput, StoreCorrupt
 from .git import ALIVE_PREFIX, CommitInfo, Repo, Tree
 from .ids import STORE_FILE, task_path, validate_agent
 from .judge import Judge, all_violations
-from .model import Task, parse_task
-from .validate import Change, Verdict, Violation, classify_commit, merged_cleanly, task_id_of
+from .model import Task
+from .validate import Change, Verdict, Violation, classify_commit, merged_cleanly, read_task, task_id_of
 
 MAX_COMMITS = 10_000  # per push: a longer range is refused rather than checked for minutes
 
@@ -92,7 +92,7 @@ def _classify(
         if task_id not in cache:
             data = repo.read_path(new_tree, task_path(task_id))
             try:
-                cache[task_id] = None if data is None else parse_task(data, expected_id=task_id, path=task_id)
+                cache[task_id] = None if data is None else read_task(data, task_id, task_id)
             except Exception:
                 cache[task_id] = None
         return cache[task_id]

@@ -23,10 +23,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from .errors import BadInput, StoreCorrupt
 from .policy import Policy
 from .validate import TaskMove, Violation
+
+if TYPE_CHECKING:
+    from .sshsig import AllowedSigners
 
 GOOD, NONE, BAD, UNKNOWN = "good", "none", "bad", "unknown-key"
 #: The rules of identity (the validator's own are in :class:`gitclaim.validate.Violation`).
@@ -57,15 +62,23 @@ def check_signature(signed: tuple[str, bytes] | None, signers: str, at: datetime
         key = sshsig.signature_key(armored)
     except BadInput:
         return Signature(BAD)
-    try:
-        allowed = sshsig.AllowedSigners.parse(signers)
-    except StoreCorrupt:
-        allowed = sshsig.AllowedSigners()
+    allowed = _signers(signers)
     found = sshsig.verify(payload, armored, allowed, at=at)
     if found is not None:
         return Signature(GOOD, found.principals, key.fingerprint())
     listed = bool(allowed.principals_for(key))
     return Signature(BAD if listed else UNKNOWN, tuple(allowed.principals_for(key)), key.fingerprint())
+
+
+@lru_cache(maxsize=64)
+def _signers(text: str) -> AllowedSigners:
+    """A policy's signers, parsed once per text (a history has few versions of them)."""
+    from .sshsig import AllowedSigners
+
+    try:
+        return AllowedSigners.parse(text)
+    except StoreCorrupt:
+        return AllowedSigners()
 
 
 @dataclass(frozen=True, slots=True)

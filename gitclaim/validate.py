@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import lru_cache
 
 from .errors import SchemaTooNew, StoreCorrupt
 from .ids import STORE_FILE, TASKS_DIR, fanout, is_valid_id
@@ -47,6 +48,15 @@ class Violation:
 
 
 Change = tuple[bytes | None, bytes | None]  # (old, new); None: absent on that side
+
+
+@lru_cache(maxsize=8192)
+def read_task(data: bytes, tid: str, path: str) -> Task:
+    """:func:`gitclaim.model.parse_task`, remembered: replaying a history
+    (``verify``, a long push) reads each version of a task as the new side of
+    one commit and the old side of the next. Tasks are frozen, so sharing is
+    safe; an error is raised again each time, never cached."""
+    return parse_task(data, expected_id=tid, path=path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +255,7 @@ def _check_file(ctx: _Context, path: str, old_b: bytes | None, new_b: bytes | No
         ctx.moved(tid, [], _readable(old_b, tid, path), None, "delete")
         return [("deleted", f"task {tid} must not be deleted (cancel it instead)", tid)]
     try:
-        new = parse_task(new_b, expected_id=tid, path=path)
+        new = read_task(new_b, tid, path)
     except (StoreCorrupt, SchemaTooNew) as e:
         ctx.moved(tid, [], _readable(old_b, tid, path), None, "break")
         return [("schema", e.message, tid)]
@@ -258,7 +268,7 @@ def _check_file(ctx: _Context, path: str, old_b: bytes | None, new_b: bytes | No
     broken = False
     if old_b is not None:
         try:
-            old = parse_task(old_b, expected_id=tid, path=path)
+            old = read_task(old_b, tid, path)
         except (StoreCorrupt, SchemaTooNew):
             broken = True  # repairing a broken file: only the new one must be valid
     if new.depends_on and new.depends_on != (old.depends_on if old is not None else None):
@@ -283,7 +293,7 @@ def _readable(data: bytes | None, tid: str, path: str) -> Task | None:
     if data is None:
         return None
     try:
-        return parse_task(data, expected_id=tid, path=path)
+        return read_task(data, tid, path)
     except (StoreCorrupt, SchemaTooNew):
         return None
 
