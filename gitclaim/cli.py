@@ -22,7 +22,7 @@ import typer
 
 from . import envelope
 from .errors import BadInput, ExitCode, GitclaimError, Interrupted
-from .operations import AGENT, Operation, Param, Surface, carried, invoke
+from .operations import AGENT, PAGES, Operation, Param, Surface, carried, invoke
 
 if TYPE_CHECKING:
     from .api import Store
@@ -37,6 +37,7 @@ app = typer.Typer(
 )
 
 JSON = Param("as_json", bool, "Print one JSON object (stable shape) on stdout.", False, ("--json",))
+ALL = Param("show_all", bool, "Show everything, also on a terminal (no page).", False, ("--all",))
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Globals:
     branch: str | None = None
     progress: bool = False  # a progress bar for long work: only on a terminal, never with --json
     as_json: bool = False
+    pager: bool = True
 
 
 class _Exit(Exception):
@@ -61,8 +63,10 @@ def _root(
     repo: Annotated[str, typer.Option("-C", "--repo", help="Run as if started in this folder.")] = ".",
     remote: Annotated[str | None, typer.Option("--remote", help="Remote holding the store (default: origin).")] = None,
     branch: Annotated[str | None, typer.Option("--branch", help="Store branch (default: gitclaim).")] = None,
+    no_pager: Annotated[bool, typer.Option("--no-pager", help="Never page a listing on a terminal.")] = False,
 ) -> None:
     _globals.repo, _globals.remote, _globals.branch = repo, remote, branch
+    _globals.pager = not no_pager
 
 
 def _store() -> Store:
@@ -88,11 +92,24 @@ def _run(op: Operation, as_json: bool, fn: Callable[[], Jsonable]) -> NoReturn:
         _fail(op.name, as_json, e)
     if as_json:
         _print_json(envelope.ok(op.name, result))
+    elif op.name in PAGES and _globals.pager:
+        from .render import RENDERERS, paged
+
+        paged(lambda: RENDERERS[op.result](result), os.environ)
     else:
         from .render import RENDERERS
 
         RENDERERS[op.result](result)
     raise _Exit(0)
+
+
+def page_limit(op: Operation, limit: int | None, show_all: bool, as_json: bool) -> int | None:
+    """The listing's limit: --limit, else everything with --all, --json or when piped, else a page."""
+    if show_all and limit is not None:
+        raise BadInput("give --all or --limit N, not both")
+    if limit is not None or show_all or as_json or not sys.stdout.isatty():
+        return limit
+    return PAGES[op.name]
 
 
 def _fail(command: str, as_json: bool, e: GitclaimError) -> NoReturn:
@@ -152,11 +169,20 @@ def register(
     ``body`` (default: the Store method) gets the parsed arguments."""
     run: Callable[[dict[str, Any]], Jsonable] = body or (lambda args: invoke(_store(), op, args))
 
+    paged = op.name in PAGES and group is app
+
     def command(**kwargs: Any) -> None:
         _globals.as_json = kwargs.pop("as_json")
+        if paged:
+            show_all = kwargs.pop("show_all")
+            _run(
+                op,
+                _globals.as_json,
+                lambda: run({**kwargs, "limit": page_limit(op, kwargs["limit"], show_all, _globals.as_json)}),
+            )
         _run(op, _globals.as_json, lambda: run(kwargs))
 
-    params = (*op.params, *extra, JSON)
+    params = (*op.params, *extra, *((ALL,) if paged else ()), JSON)
     sig = _signature(params)
     command.__signature__ = sig  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in sig.parameters.values()}

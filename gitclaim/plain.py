@@ -1,0 +1,32 @@
+"""Plain aligned rows: what a listing prints when its output is not a terminal.
+
+Pure and cheap (no rich): it costs time in proportion to the rows printed,
+and the fast read path (:mod:`gitclaim.fastread`) prints with it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+LISTING = ("ID", "STATE", "P", "HOLDER", "DEPENDS", "TITLE")
+
+
+def cell(text: str) -> str:
+    # one row per task: a line break inside a value must not start another
+    return text.replace("\r", " ").replace("\n", " ")
+
+
+def aligned(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """The rows under their headers, columns two spaces apart, without trailing spaces."""
+    widths = [len(h) for h in headers]
+    for r in rows:
+        for i, c in enumerate(r):
+            if len(c) > widths[i]:
+                widths[i] = len(c)
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in (headers, *rows)]
+    return "\n".join(lines) + "\n"
+
+
+def more(shown: int, total: int) -> str:
+    """The line under a cut listing."""
+    return f"... {total - shown:,} more of {total:,} (--all shows every one, --limit N the first N)"
