@@ -40,7 +40,7 @@ from .ops import bootstrap, leases, queries, signers, verbs
 from .ops import claim as claim_ops
 from .ops import edit as edit_ops
 from .ops import verify as verify_ops
-from .refnames import validate_branch, validate_remote
+from .refnames import DEFAULT_BRANCH, DEFAULT_REMOTE, validate_branch, validate_remote
 from .results import (
     AddResult,
     HeartbeatResult,
@@ -62,9 +62,6 @@ if TYPE_CHECKING:
     from .signing import Signer
 
 __all__ = ["AGENT_ENV", "DEFAULT_BRANCH", "DEFAULT_REMOTE", "Store", "agent_email", "resolve_agent"]
-
-DEFAULT_REMOTE = "origin"
-DEFAULT_BRANCH = "gitclaim"
 
 
 @dataclass
@@ -152,8 +149,8 @@ class Store:
         """The read index of ``commit`` (:mod:`gitclaim.readindex`): kept in memory
         and in the clone's git folder, brought up to date from the last one by the
         diff of the two trees, rebuilt when missing or damaged."""
-        if self._index is not None and self._index.commit == commit:
-            return self._index
+        self._index = readindex.current(self.repo, self.remote_name, self.branch_name, commit, self._index)
+        return self._index
         path = readindex.index_path(self.repo.common_dir, self.remote_name, self.branch_name)
         previous = self._index or readindex.load(path)
         if previous is not None and previous.commit == commit:

@@ -151,6 +151,10 @@ LIMIT = Param(
 #: terminal the CLI shows this many rows (a page) unless --all or --limit.
 PAGES: dict[str, int] = {"list": 50, "ready": 50, "board": 20, "who": 50, "stale": 50, "blocked": 50, "log": 50}
 
+# Two options of the CLI alone, beside each operation's own.
+JSON = Param("as_json", bool, "Print one JSON object (stable shape) on stdout.", False, ("--json",))
+SHOW_ALL = Param("show_all", bool, "Show everything, also on a terminal (no page).", False, ("--all",))
+
 _POLICY_ERRORS = (E.NotAllowed,)
 SIGNER_NAME = Param("name", str, "The agent the key signs as.", metavar="NAME")
 ROLE = Param("role", str, "admin, operator or pusher.", metavar="ROLE")

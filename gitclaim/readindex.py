@@ -29,12 +29,9 @@ import hashlib
 import marshal
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
-
-from .ids import STORE_FILE, TASKS_DIR
 
 if TYPE_CHECKING:
     from .git import Repo, Tree
@@ -102,6 +99,8 @@ def save(path: Path, index: Index) -> bool:
     """Write ``index`` atomically; False (and nothing changed) when the disk refuses."""
     payload = marshal.dumps((index.commit, index.config_blob, index.folders))
     digest = hashlib.blake2b(payload, digest_size=32).digest()
+    import tempfile
+
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,6 +114,20 @@ def save(path: Path, index: Index) -> bool:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
         return False
+
+
+def current(repo: Repo, remote: str, branch: str, commit: str, previous: Index | None = None) -> Index:
+    """The index of ``commit``: ``previous`` or the stored one if it is of that
+    commit, else brought up to date from it (or built) and stored."""
+    path = index_path(repo.common_dir, remote, branch)
+    if previous is None or previous.commit != commit:
+        stored = load(path)
+        previous = stored if stored is not None else previous
+    if previous is not None and previous.commit == commit:
+        return previous
+    index, _ = refresh(repo, commit, previous)
+    save(path, index)
+    return index
 
 
 # --- building it from the branch --------------------------------------------------------
@@ -137,6 +150,7 @@ def refresh(repo: Repo, commit: str, previous: Index | None) -> tuple[Index, int
     that is not a store, :class:`SchemaTooNew`).
     """
     from .errors import StoreCorrupt
+    from .ids import STORE_FILE, TASKS_DIR
 
     tree = repo.commit_tree(commit)
     top = {name: (oid, kind) for name, oid, kind in repo.entries(tree)}
@@ -177,7 +191,7 @@ def _folder(
 ) -> tuple[list[Row], list[Bad], int]:
     """One fan-out folder: rows and bad files reused by blob id, the rest parsed."""
     from .errors import SchemaTooNew, StoreCorrupt
-    from .ids import fanout, task_path
+    from .ids import TASKS_DIR, fanout, task_path
     from .model import parse_task
 
     good: dict[tuple[str, str], Row] = {}

@@ -1,0 +1,244 @@
+"""ready, list and board answered from the read index, before typer, rich or the API load.
+
+:func:`gitclaim.cli.main` hands every command line here first. One this
+module understands entirely (one of these listings, the table's own flags
+for it, output as JSON or to a pipe) is answered from the read index
+(:mod:`gitclaim.readindex`), the JSON spliced from the index's texts; any
+other (help, a usage error, another command, a person at a terminal, any
+error at all) returns None, and the typer app answers it as always, errors
+included. The flags are those of the table (:mod:`gitclaim.operations`), so
+the two parsers cannot drift, and a test holds their outputs byte-equal.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .operations import BY_NAME, JSON, SHOW_ALL, Param
+
+if TYPE_CHECKING:
+    from .readindex import Index, Row
+
+SERVED = ("ready", "list", "board")
+_GLOBAL = {"-C": "repo", "--repo": "repo", "--remote": "remote", "--branch": "branch"}
+
+
+@dataclass
+class Call:
+    command: str
+    repo: str = "."
+    remote: str | None = None
+    branch: str | None = None
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+def parse(argv: list[str]) -> Call | None:
+    """The call ``argv`` makes, or None where this module leaves it to the typer app."""
+    glob: dict[str, str] = {}
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        name, eq, value = argv[i].partition("=")
+        if argv[i] == "--no-pager":
+            i += 1
+            continue
+        if name not in _GLOBAL or (not eq and i + 1 >= len(argv)):
+            return None
+        if not eq:
+            i += 1
+            value = argv[i]
+        glob[_GLOBAL[name]] = value
+        i += 1
+    if i >= len(argv) or argv[i] not in SERVED:
+        return None
+    call = Call(argv[i], glob.get("repo", "."), glob.get("remote"), glob.get("branch"))
+    params: tuple[Param, ...] = (*BY_NAME[call.command].params, SHOW_ALL, JSON)
+    flags = {f: p for p in params for f in p.flags}
+    call.args = {p.name: p.default for p in params}
+    rest = argv[i + 1 :]
+    while rest:
+        if _option(call.args, flags, rest) is None:
+            return None
+    return call
+
+
+def _option(args: dict[str, Any], flags: dict[str, Param], rest: list[str]) -> bool | None:
+    """Take one option off ``rest`` into ``args``; None for what we do not parse."""
+    arg = rest.pop(0)
+    name, eq, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+    p = flags.get(name)
+    if p is None:
+        return None
+    if p.type is bool:
+        if eq:
+            return None
+        args[p.name] = True
+        return True
+    if not eq:
+        if not rest:
+            return None
+        value = rest.pop(0)
+    kind = str(p.type)
+    if "list[" in kind:
+        args[p.name] = [*(args[p.name] or []), value]
+    elif kind.startswith("int"):
+        if not value.isdigit():
+            return None  # the typer app says what is wrong with it
+        args[p.name] = int(value)
+    else:
+        args[p.name] = value
+    return True
+
+
+def serve(argv: list[str]) -> int | None:
+    """Answer ``argv`` from the read index and return the exit status, or None."""
+    call = parse(argv)
+    if call is None:
+        return None
+    a = call.args
+    if not a["as_json"] and (sys.stdout.isatty() or call.command == "board"):
+        return None  # a page, colours and the pager; the board's panels
+    if a["show_all"] and a["limit"] is not None:
+        return None
+    if a.get("state") and not set(a["state"]) <= set(_states()):
+        return None
+    try:
+        text = _answer(call)
+    except Exception:  # any doubt: the typer app answers, and says what went wrong
+        return None
+    sys.stdout.write(text)
+    return 0
+
+
+def _states() -> tuple[str, ...]:
+    from .selection import STATES
+
+    return STATES
+
+
+def _answer(call: Call) -> str:
+    from . import selection
+
+    idx = (_warm(call) if call.args["offline"] else None) or _index(call)
+    a, limit = call.args, call.args["limit"]
+    if call.command == "board":
+        return _board(idx, selection.columns(idx.rows()), limit)
+    if call.command == "ready":
+        rows = selection.ready(idx.rows())
+    else:
+        rows = selection.listed(idx.rows(), set(a["state"]) if a["state"] else None, a["holder"], a["tag"])
+    shown = rows if limit is None else rows[:limit]
+    if a["as_json"]:
+        return _envelope(call.command, idx, f'"tasks": [{", ".join(r[9] for r in shown)}]', len(rows), shown)
+    return _plain(idx, shown, len(rows))
+
+
+def _route_path(common: Path, gitdir: Path) -> Path:
+    import hashlib
+
+    return common / "gitclaim" / f"route-{hashlib.sha1(str(gitdir).encode()).hexdigest()[:16]}.json"
+
+
+def _warm(call: Call) -> Index | None:
+    """The stored index, if it is of the tip this clone last fetched: found with
+    git's files alone (no libgit2), or None."""
+    from .git import files
+    from .readindex import index_path, load
+    from .refnames import DEFAULT_BRANCH, DEFAULT_REMOTE, validate_branch, validate_remote
+
+    dirs = files.git_dirs(call.repo)
+    if dirs is None:
+        return None
+    gitdir, common = dirs
+    try:
+        route = json.loads(_route_path(common, gitdir).read_text())
+    except (OSError, ValueError):
+        return None
+    if route.get("stamp") != files.config_stamp(gitdir, common):
+        return None  # the configuration changed since: libgit2 reads it again
+    remote = validate_remote(call.remote or route["remote"] or DEFAULT_REMOTE)
+    branch = validate_branch(call.branch or route["branch"] or DEFAULT_BRANCH)
+    tip = files.ref(common, f"refs/remotes/{remote}/{branch}")
+    idx = load(index_path(common, remote, branch)) if tip is not None else None
+    return idx if idx is not None and idx.commit == tip else None
+
+
+def _index(call: Call) -> Index:
+    """The index of the tip, through libgit2: fetched unless offline, brought up to date."""
+    from .git import Repo, require
+    from .readindex import current
+    from .refnames import DEFAULT_BRANCH, DEFAULT_REMOTE, validate_branch, validate_remote
+
+    repo = Repo(call.repo)
+    configured = repo.config_get("gitclaim.remote"), repo.config_get("gitclaim.branch")
+    remote = validate_remote(call.remote or configured[0] or DEFAULT_REMOTE)
+    branch = validate_branch(call.branch or configured[1] or DEFAULT_BRANCH)
+    t = repo.transport(remote, branch)
+    tip = require(t.local_tip() if call.args["offline"] else t.fetch(), t.remote, t.branch)
+    idx = current(repo, remote, branch, tip)
+    _remember_route(call.repo, repo.common_dir, configured)
+    return idx
+
+
+def _remember_route(start: str, common: Path, configured: tuple[str | None, str | None]) -> None:
+    """Note which remote and branch the configuration names, for :func:`_warm`,
+    unless the configuration includes other files (their changes would go unseen)."""
+    import os
+
+    from .git import files
+
+    dirs = files.git_dirs(start)
+    if dirs is None or dirs[1] != common.resolve():
+        return
+    stamp = files.config_stamp(*dirs)
+    for entry in stamp[2:]:
+        assert isinstance(entry, list)
+        try:
+            if entry[1] is not None and "include" in Path(entry[0]).read_text().lower():
+                return
+        except (OSError, UnicodeDecodeError):
+            return
+    path = _route_path(dirs[1], dirs[0])
+    text = json.dumps({"stamp": stamp, "remote": configured[0], "branch": configured[1]})
+    try:
+        if path.exists() and path.read_text() == text:
+            return
+        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # only the warm path's shortcut is lost
+
+
+def _envelope(command: str, idx: Index, body: str, total: Any, shown: Any) -> str:
+    cut = total != len(shown) if isinstance(total, int) else any(total[s] != len(shown[s]) for s in total)
+    problems = [{"path": p, "message": m, "code": c} for p, m, c in idx.problems()]
+    return (
+        f'{{"ok": true, "command": {json.dumps(command)}, "result": {{{body}, '
+        f'"problems": {json.dumps(problems, ensure_ascii=False)}, "commit": {json.dumps(idx.commit)}, '
+        f'"total": {json.dumps(total)}, "cut": {json.dumps(cut)}}}}}\n'
+    )
+
+
+def _board(idx: Index, columns: dict[str, list[Row]], limit: int | None) -> str:
+    shown = {s: rows if limit is None else rows[:limit] for s, rows in columns.items()}
+    body = ", ".join(f'"{s}": [{", ".join(r[9] for r in rows)}]' for s, rows in shown.items())
+    return _envelope("board", idx, f'"columns": {{{body}}}', {s: len(r) for s, r in columns.items()}, shown)
+
+
+def _plain(idx: Index, shown: list[Row], total: int) -> str:
+    """What the renderer prints to a pipe: aligned rows; the rest on stderr."""
+    from .plain import LISTING, aligned, cell, more
+
+    if shown:
+        text = aligned(LISTING, [(r[0], r[2], str(r[3]), r[5] or "", ",".join(r[7]), cell(r[8])) for r in shown])
+    else:
+        text = "no tasks\n" if total == 0 else "\n"
+    notes = [more(len(shown), total)] if total > len(shown) else []
+    notes += [f"warning: skipped {m}" for _, m, _ in idx.problems()]
+    if notes:
+        sys.stderr.write("".join(n + "\n" for n in notes))
+    return text
