@@ -10,14 +10,14 @@ stdout (:mod:`gitclaim.envelope`).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from typing import Any, NoReturn
 
-from . import envelope
-from .errors import BadInput, ExitCode, GitclaimError, Interrupted
-from .operations import Surface, carried
+TYPE_CHECKING = False  # typing.TYPE_CHECKING: the fast read path imports neither typing nor the table
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
+    from .errors import GitclaimError
 
 
 class _Exit(Exception):
@@ -26,6 +26,8 @@ class _Exit(Exception):
 
 
 def _fail(command: str, as_json: bool, e: GitclaimError) -> NoReturn:
+    from . import envelope
+
     if as_json:
         _print_json(envelope.failure(command, e))
     else:
@@ -36,6 +38,8 @@ def _fail(command: str, as_json: bool, e: GitclaimError) -> NoReturn:
 
 
 def _print_json(obj: dict[str, Any]) -> None:
+    import json
+
     sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
     sys.stdout.flush()
 
@@ -55,15 +59,37 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in args
-    names = {op.command.split()[0] for op in carried(Surface.CLI)}
-    named = {a for a in args if a in names}
-    command = next((a for a in args if a in names), "")
     try:
         from . import fastread
 
         served = fastread.serve(args)
-        if served is not None:
-            return served
+    except BrokenPipeError:
+        return _pipe_closed()
+    except KeyboardInterrupt:
+        return _interrupted(next((a for a in args if a in fastread.SERVED), ""), as_json)
+    if served is not None:
+        return served
+    return _typer_app(args, as_json)
+
+
+def _interrupted(command: str, as_json: bool) -> int:
+    import signal
+
+    from .errors import Interrupted
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the report short
+    return _report(command, as_json, Interrupted("interrupted (Ctrl-C) before the command finished"))
+
+
+def _typer_app(args: list[str], as_json: bool) -> int:
+    from . import envelope
+    from .errors import ExitCode, GitclaimError
+    from .operations import Surface, carried
+
+    names = {op.command.split()[0] for op in carried(Surface.CLI)}
+    named = {a for a in args if a in names}
+    command = next((a for a in args if a in names), "")
+    try:
         from .commands import _globals, commands
 
         _globals.progress = not as_json and sys.stderr.isatty()
@@ -77,10 +103,7 @@ def _main(argv: list[str] | None) -> int:
     except BrokenPipeError:
         return _pipe_closed()
     except KeyboardInterrupt:
-        import signal
-
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the report short
-        return _report(command, as_json, Interrupted("interrupted (Ctrl-C) before the command finished"))
+        return _interrupted(command, as_json)
     except Exception as e:
         if _is_usage_error(e):
             return _usage_error(command, as_json, e)
@@ -94,6 +117,8 @@ def _main(argv: list[str] | None) -> int:
 def _pipe_closed() -> int:
     """The reader of our output closed it (``gitclaim log | head``): stop quietly,
     as git does, with the status of a process ended by SIGPIPE."""
+    from .errors import ExitCode
+
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush must not fail again
     return int(ExitCode.PIPE_CLOSED)
@@ -112,6 +137,9 @@ def _is_usage_error(e: BaseException) -> bool:
 
 
 def _usage_error(command: str, as_json: bool, e: Exception) -> int:
+    from . import envelope
+    from .errors import BadInput, ExitCode
+
     code = getattr(e, "exit_code", 2)
     if code == 0:  # --help
         return 0

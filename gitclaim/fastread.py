@@ -14,26 +14,42 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-from .operations import BY_NAME, JSON, SHOW_ALL, Param
-
+TYPE_CHECKING = False  # typing.TYPE_CHECKING: the warm path imports neither typing nor the table
 if TYPE_CHECKING:
+    from typing import Any
+
     from .readindex import Index, Row
 
 SERVED = ("ready", "list", "board")
+DEFAULTS = ("origin", "gitclaim")  # gitclaim.refnames.DEFAULT_REMOTE, DEFAULT_BRANCH
 _GLOBAL = {"-C": "repo", "--repo": "repo", "--remote": "remote", "--branch": "branch"}
+# The table's parameters of each listing (gitclaim.operations) and the CLI's own
+# --all and --json: name, kind ("bool", "int", "str" or "list"), default, flags.
+# Written out so that a warm read does not import the table; a test holds them equal.
+_COMMON = (("limit", "int", None, ("--limit", "-n")), ("offline", "bool", False, ("--offline",)))
+_CLI = (("show_all", "bool", False, ("--all",)), ("as_json", "bool", False, ("--json",)))
+PARAMS: dict[str, tuple[tuple[str, str, Any, tuple[str, ...]], ...]] = {
+    "ready": (*_COMMON, *_CLI),
+    "board": (*_COMMON, *_CLI),
+    "list": (
+        ("state", "list", None, ("--state", "-s")),
+        ("holder", "str", None, ("--holder",)),
+        ("tag", "str", None, ("--tag", "-t")),
+        *_COMMON,
+        *_CLI,
+    ),
+}
 
 
-@dataclass
 class Call:
-    command: str
-    repo: str = "."
-    remote: str | None = None
-    branch: str | None = None
-    args: dict[str, Any] = field(default_factory=dict)
+    def __init__(self, command: str, glob: dict[str, str]) -> None:
+        self.command = command
+        self.repo = glob.get("repo", ".")
+        self.remote = glob.get("remote")
+        self.branch = glob.get("branch")
+        self.args: dict[str, Any] = {}
 
 
 def parse(argv: list[str]) -> Call | None:
@@ -54,10 +70,10 @@ def parse(argv: list[str]) -> Call | None:
         i += 1
     if i >= len(argv) or argv[i] not in SERVED:
         return None
-    call = Call(argv[i], glob.get("repo", "."), glob.get("remote"), glob.get("branch"))
-    params: tuple[Param, ...] = (*BY_NAME[call.command].params, SHOW_ALL, JSON)
-    flags = {f: p for p in params for f in p.flags}
-    call.args = {p.name: p.default for p in params}
+    call = Call(argv[i], glob)
+    params = PARAMS[call.command]
+    flags = {f: (p[0], p[1]) for p in params for f in p[3]}
+    call.args = {p[0]: p[2] for p in params}
     rest = argv[i + 1 :]
     while rest:
         if _option(call.args, flags, rest) is None:
@@ -65,31 +81,30 @@ def parse(argv: list[str]) -> Call | None:
     return call
 
 
-def _option(args: dict[str, Any], flags: dict[str, Param], rest: list[str]) -> bool | None:
+def _option(args: dict[str, Any], flags: dict[str, tuple[str, str]], rest: list[str]) -> bool | None:
     """Take one option off ``rest`` into ``args``; None for what we do not parse."""
     arg = rest.pop(0)
     name, eq, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
-    p = flags.get(name)
-    if p is None:
+    if name not in flags:
         return None
-    if p.type is bool:
+    key, kind = flags[name]
+    if kind == "bool":
         if eq:
             return None
-        args[p.name] = True
+        args[key] = True
         return True
     if not eq:
         if not rest:
             return None
         value = rest.pop(0)
-    kind = str(p.type)
-    if "list[" in kind:
-        args[p.name] = [*(args[p.name] or []), value]
-    elif kind.startswith("int"):
+    if kind == "list":
+        args[key] = [*(args[key] or []), value]
+    elif kind == "int":
         if not value.isdigit():
             return None  # the typer app says what is wrong with it
-        args[p.name] = int(value)
+        args[key] = int(value)
     else:
-        args[p.name] = value
+        args[key] = value
     return True
 
 
@@ -147,8 +162,9 @@ def _warm(call: Call) -> Index | None:
     git's files alone (no libgit2), or None."""
     from .git import files
     from .readindex import index_path, load
-    from .refnames import DEFAULT_BRANCH, DEFAULT_REMOTE, validate_branch, validate_remote
 
+    if call.remote is not None or call.branch is not None:
+        return None  # names from the command line: checked by the slow path
     dirs = files.git_dirs(call.repo)
     if dirs is None:
         return None
@@ -159,8 +175,7 @@ def _warm(call: Call) -> Index | None:
         return None
     if route.get("stamp") != files.config_stamp(gitdir, common):
         return None  # the configuration changed since: libgit2 reads it again
-    remote = validate_remote(call.remote or route["remote"] or DEFAULT_REMOTE)
-    branch = validate_branch(call.branch or route["branch"] or DEFAULT_BRANCH)
+    remote, branch = route["remote"] or DEFAULTS[0], route["branch"] or DEFAULTS[1]  # checked when written
     tip = files.ref(common, f"refs/remotes/{remote}/{branch}")
     idx = load(index_path(common, remote, branch)) if tip is not None else None
     return idx if idx is not None and idx.commit == tip else None
@@ -189,6 +204,7 @@ def _remember_route(start: str, common: Path, configured: tuple[str | None, str 
     import os
 
     from .git import files
+    from .refnames import validate_branch, validate_remote
 
     dirs = files.git_dirs(start)
     if dirs is None or dirs[1] != common.resolve():
@@ -202,7 +218,9 @@ def _remember_route(start: str, common: Path, configured: tuple[str | None, str 
         except (OSError, UnicodeDecodeError):
             return
     path = _route_path(dirs[1], dirs[0])
-    text = json.dumps({"stamp": stamp, "remote": configured[0], "branch": configured[1]})
+    names = [validate_remote(configured[0]) if configured[0] else None]
+    names.append(validate_branch(configured[1]) if configured[1] else None)
+    text = json.dumps({"stamp": stamp, "remote": names[0], "branch": names[1]})
     try:
         if path.exists() and path.read_text() == text:
             return

@@ -29,11 +29,12 @@ import hashlib
 import marshal
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING: a warm read imports neither typing nor dataclasses
 if TYPE_CHECKING:
+    from typing import Final
+
     from .git import Repo, Tree
     from .model import Task
 
@@ -54,12 +55,26 @@ TITLE: Final = 8
 JSON: Final = 9
 
 
-@dataclass
 class Index:
-    commit: str
-    config_blob: str
-    # folder name -> (its tree id, its tasks, its unreadable files), in tree order
-    folders: dict[str, tuple[str, list[Row], list[Bad]]] = field(default_factory=dict)
+    __slots__ = ("commit", "config_blob", "folders")
+
+    def __init__(
+        self, commit: str, config_blob: str, folders: dict[str, tuple[str, list[Row], list[Bad]]] | None = None
+    ) -> None:
+        self.commit = commit
+        self.config_blob = config_blob
+        # folder name -> (its tree id, its tasks, its unreadable files), in tree order
+        self.folders = {} if folders is None else folders
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Index) and (self.commit, self.config_blob, self.folders) == (
+            other.commit,
+            other.config_blob,
+            other.folders,
+        )
+
+    def __repr__(self) -> str:
+        return f"Index({self.commit[:10]}, {sum(len(f[1]) for f in self.folders.values())} tasks)"
 
     def rows(self) -> list[Row]:
         return [r for _, rows, _ in self.folders.values() for r in rows]

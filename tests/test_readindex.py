@@ -249,3 +249,17 @@ def test_a_claim_then_a_warm_read(shop: Path, capsys: pytest.CaptureFixture[str]
         f.write_bytes(f.read_bytes()[:-10] + b"x" * 10)
     assert main(["-C", str(shop), "ready", "--json", "--offline"]) == 0
     assert json.loads(capsys.readouterr().out)["result"] == after
+
+
+def test_the_fast_paths_flags_are_the_tables() -> None:
+    from gitclaim.operations import BY_NAME, JSON, SHOW_ALL
+    from gitclaim.refnames import DEFAULT_BRANCH, DEFAULT_REMOTE
+
+    def kind(p: Any) -> str:
+        text = str(p.type)
+        return "bool" if p.type is bool else "list" if "list[" in text else "int" if text.startswith("int") else "str"
+
+    for name in fastread.SERVED:
+        table = tuple((p.name, kind(p), p.default, p.flags) for p in (*BY_NAME[name].params, SHOW_ALL, JSON))
+        assert fastread.PARAMS[name] == table, name
+    assert fastread.DEFAULTS == (DEFAULT_REMOTE, DEFAULT_BRANCH)
