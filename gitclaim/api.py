@@ -151,14 +151,6 @@ class Store:
         diff of the two trees, rebuilt when missing or damaged."""
         self._index = readindex.current(self.repo, self.remote_name, self.branch_name, commit, self._index)
         return self._index
-        path = readindex.index_path(self.repo.common_dir, self.remote_name, self.branch_name)
-        previous = self._index or readindex.load(path)
-        if previous is not None and previous.commit == commit:
-            self._index = previous
-            return previous
-        self._index, _ = readindex.refresh(self.repo, commit, previous)
-        readindex.save(path, self._index)
-        return self._index
 
     def _tip(self, offline: bool) -> str:
         t = self.transport

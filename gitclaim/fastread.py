@@ -124,7 +124,8 @@ def serve(argv: list[str]) -> int | None:
         text = _answer(call)
     except Exception:  # any doubt: the typer app answers, and says what went wrong
         return None
-    sys.stdout.write(text)
+    sys.stdout.flush()
+    sys.stdout.buffer.write(text)
     return 0
 
 
@@ -134,7 +135,7 @@ def _states() -> tuple[str, ...]:
     return STATES
 
 
-def _answer(call: Call) -> str:
+def _answer(call: Call) -> bytes:
     from . import selection
 
     idx = (_warm(call) if call.args["offline"] else None) or _index(call)
@@ -147,14 +148,14 @@ def _answer(call: Call) -> str:
         rows = selection.listed(idx.rows(), set(a["state"]) if a["state"] else None, a["holder"], a["tag"])
     shown = rows if limit is None else rows[:limit]
     if a["as_json"]:
-        return _envelope(call.command, idx, f'"tasks": [{", ".join(r[9] for r in shown)}]', len(rows), shown)
-    return _plain(idx, shown, len(rows))
+        return _envelope(call.command, idx, b'"tasks": [' + b", ".join(r[9] for r in shown) + b"]", len(rows), shown)
+    return _plain(idx, shown, len(rows)).encode()
 
 
 def _route_path(common: Path, gitdir: Path) -> Path:
-    import hashlib
+    import zlib
 
-    return common / "gitclaim" / f"route-{hashlib.sha1(str(gitdir).encode()).hexdigest()[:16]}.json"
+    return common / "gitclaim" / f"route-{zlib.crc32(str(gitdir).encode()):08x}.json"
 
 
 def _warm(call: Call) -> Index | None:
@@ -173,7 +174,7 @@ def _warm(call: Call) -> Index | None:
         route = json.loads(_route_path(common, gitdir).read_text())
     except (OSError, ValueError):
         return None
-    if route.get("stamp") != files.config_stamp(gitdir, common):
+    if route.get("gitdir") != str(gitdir) or route.get("stamp") != files.config_stamp(gitdir, common):
         return None  # the configuration changed since: libgit2 reads it again
     remote, branch = route["remote"] or DEFAULTS[0], route["branch"] or DEFAULTS[1]  # checked when written
     tip = files.ref(common, f"refs/remotes/{remote}/{branch}")
@@ -220,7 +221,7 @@ def _remember_route(start: str, common: Path, configured: tuple[str | None, str 
     path = _route_path(dirs[1], dirs[0])
     names = [validate_remote(configured[0]) if configured[0] else None]
     names.append(validate_branch(configured[1]) if configured[1] else None)
-    text = json.dumps({"stamp": stamp, "remote": names[0], "branch": names[1]})
+    text = json.dumps({"gitdir": str(dirs[0]), "stamp": stamp, "remote": names[0], "branch": names[1]})
     try:
         if path.exists() and path.read_text() == text:
             return
@@ -231,20 +232,21 @@ def _remember_route(start: str, common: Path, configured: tuple[str | None, str 
         pass  # only the warm path's shortcut is lost
 
 
-def _envelope(command: str, idx: Index, body: str, total: Any, shown: Any) -> str:
+def _envelope(command: str, idx: Index, body: bytes, total: Any, shown: Any) -> bytes:
     cut = total != len(shown) if isinstance(total, int) else any(total[s] != len(shown[s]) for s in total)
     problems = [{"path": p, "message": m, "code": c} for p, m, c in idx.problems()]
-    return (
-        f'{{"ok": true, "command": {json.dumps(command)}, "result": {{{body}, '
-        f'"problems": {json.dumps(problems, ensure_ascii=False)}, "commit": {json.dumps(idx.commit)}, '
+    head = f'{{"ok": true, "command": {json.dumps(command)}, "result": {{'
+    tail = (
+        f', "problems": {json.dumps(problems, ensure_ascii=False)}, "commit": {json.dumps(idx.commit)}, '
         f'"total": {json.dumps(total)}, "cut": {json.dumps(cut)}}}}}\n'
     )
+    return head.encode() + body + tail.encode()
 
 
-def _board(idx: Index, columns: dict[str, list[Row]], limit: int | None) -> str:
+def _board(idx: Index, columns: dict[str, list[Row]], limit: int | None) -> bytes:
     shown = {s: rows if limit is None else rows[:limit] for s, rows in columns.items()}
-    body = ", ".join(f'"{s}": [{", ".join(r[9] for r in rows)}]' for s, rows in shown.items())
-    return _envelope("board", idx, f'"columns": {{{body}}}', {s: len(r) for s, r in columns.items()}, shown)
+    body = b", ".join(f'"{s}": ['.encode() + b", ".join(r[9] for r in rows) + b"]" for s, rows in shown.items())
+    return _envelope("board", idx, b'"columns": {' + body + b"}", {s: len(r) for s, r in columns.items()}, shown)
 
 
 def _plain(idx: Index, shown: list[Row], total: int) -> str:

@@ -25,10 +25,10 @@ the task files.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import marshal
 import os
 import sys
+import zlib
 from pathlib import Path
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING: a warm read imports neither typing nor dataclasses
@@ -38,12 +38,12 @@ if TYPE_CHECKING:
     from .git import Repo, Tree
     from .model import Task
 
-FORMAT = f"gitclaim-read-index 1 py{sys.version_info.major}{sys.version_info.minor}\n".encode()
+FORMAT = f"gitclaim-read-index 2 py{sys.version_info.major}{sys.version_info.minor}\n".encode()
 NO_TIME = -(1 << 62)  # the sort key of a task without created_at: first, as datetime.min
 
 # One task: id, blob id, state, priority, created (POSIX seconds or NO_TIME),
-# holder (or None), tags, depends_on, title, JSON text.
-Row = tuple[str, str, str, int, int, "str | None", tuple[str, ...], tuple[str, ...], str, str]
+# holder (or None), tags, depends_on, title, JSON text (UTF-8: loaded and printed without decoding).
+Row = tuple[str, str, str, int, int, "str | None", tuple[str, ...], tuple[str, ...], str, bytes]
 # One file that could not be read: name, blob id, path, message, code.
 Bad = tuple[str, str, str, str, str]
 ID: Final = 0
@@ -85,7 +85,7 @@ class Index:
 
 
 def index_path(common_dir: Path, remote: str, branch: str) -> Path:
-    name = hashlib.sha1(f"{remote}\0{branch}".encode()).hexdigest()[:20]
+    name = f"{remote}\0{branch}".encode().hex()  # one file per remote and branch, no two alike
     return common_dir / "gitclaim" / "index" / name
 
 
@@ -96,10 +96,10 @@ def load(path: Path) -> Index | None:
     except OSError:
         return None
     head = len(FORMAT)
-    if data[:head] != FORMAT or len(data) < head + 32:
+    if data[:head] != FORMAT or len(data) < head + 16:
         return None
-    digest, payload = data[head : head + 32], data[head + 32 :]
-    if hashlib.blake2b(payload, digest_size=32).digest() != digest:
+    check, payload = data[head : head + 16], data[head + 16 :]
+    if _check(payload) != check:
         return None
     try:
         commit, config_blob, folders = marshal.loads(payload)
@@ -110,10 +110,15 @@ def load(path: Path) -> Index | None:
         return None
 
 
+def _check(payload: bytes) -> bytes:
+    """Length and CRC-32 of the payload: a torn or damaged file fails it (the index
+    guards against accidents; whoever can write the git folder can move refs anyway)."""
+    return len(payload).to_bytes(8, "big") + zlib.crc32(payload).to_bytes(8, "big")
+
+
 def save(path: Path, index: Index) -> bool:
     """Write ``index`` atomically; False (and nothing changed) when the disk refuses."""
     payload = marshal.dumps((index.commit, index.config_blob, index.folders))
-    digest = hashlib.blake2b(payload, digest_size=32).digest()
     import tempfile
 
     tmp = None
@@ -121,7 +126,7 @@ def save(path: Path, index: Index) -> bool:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         with os.fdopen(fd, "wb") as f:
-            f.write(FORMAT + digest + payload)
+            f.write(FORMAT + _check(payload) + payload)
         os.replace(tmp, path)
         return True
     except OSError:  # a read-only or full disk must not fail a read: the index is optional
@@ -152,7 +157,7 @@ def row(task: Task, blob: str) -> Row:
     import json
 
     created = NO_TIME if task.created_at is None else int(task.created_at.timestamp())
-    text = json.dumps(task.to_json(), ensure_ascii=False)
+    text = json.dumps(task.to_json(), ensure_ascii=False).encode()
     return (task.id, blob, task.state.value, task.priority, created, task.holder, task.tags, task.depends_on,
             task.title, text)  # fmt: skip
 

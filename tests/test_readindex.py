@@ -117,7 +117,7 @@ def _answer(idx: readindex.Index) -> dict[str, Any]:
         "list": [r[0] for r in selection.listed(rows, None, None, None)],
         "held": sorted(r[0] for r in selection.listed(rows, None, "agent-a", None)),
         "board": {s: [r[0] for r in rs] for s, rs in selection.columns(rows).items()},
-        "json": {r[0]: r[readindex.JSON] for r in rows},
+        "json": {r[0]: r[readindex.JSON].decode() for r in rows},
         "problems": idx.problems(),
     }
 
