@@ -121,11 +121,13 @@ def serve(argv: list[str]) -> int | None:
     if a.get("state") and not set(a["state"]) <= set(_states()):
         return None
     try:
-        text = _answer(call)
+        out, err = _answer(call)
     except Exception:  # any doubt: the typer app answers, and says what went wrong
         return None
+    if err:
+        sys.stderr.write(err)
     sys.stdout.flush()
-    sys.stdout.buffer.write(text)
+    sys.stdout.buffer.write(out)
     return 0
 
 
@@ -135,21 +137,49 @@ def _states() -> tuple[str, ...]:
     return STATES
 
 
-def _answer(call: Call) -> bytes:
-    from . import selection
+def _answer(call: Call) -> tuple[bytes, str]:
+    """What to print on stdout, and on stderr."""
+    from . import readindex, selection
 
-    idx = (_warm(call) if call.args["offline"] else None) or _index(call)
     a, limit = call.args, call.args["limit"]
-    if call.command == "board":
-        return _board(idx, selection.columns(idx.rows()), limit)
-    if call.command == "ready":
-        rows = selection.ready(idx.rows())
+    where = _warm(call) if a["offline"] else None
+    exact = None  # the key of an answer kept whole: a listing without filters or limit
+    if call.command != "board" and limit is None and not (a.get("state") or a.get("holder") or a.get("tag")):
+        exact = f"{call.command}.{'json' if a['as_json'] else 'plain'}"
+    if where is not None:
+        hit = readindex.load_answer(where[0], exact, where[1]) if exact else None
+        if isinstance(hit, tuple) and len(hit) == 2 and isinstance(hit[0], bytes) and isinstance(hit[1], str):
+            return hit
+        if call.command == "ready":
+            rows = readindex.load_answer(where[0], "ready.rows", where[1])
+            if isinstance(rows, tuple) and len(rows) == 2:
+                return _listing(call, where[1], *rows)
+    idx = readindex.load(where[0]) if where is not None else None
+    if idx is not None and where is not None and idx.commit == where[1]:
+        path = where[0]
     else:
-        rows = selection.listed(idx.rows(), set(a["state"]) if a["state"] else None, a["holder"], a["tag"])
+        path, idx = _index(call)
+    if call.command == "board":
+        return _board(idx, selection.columns(idx.rows()), limit), ""
+    if call.command == "ready":
+        found = selection.ready(idx.rows())
+        readindex.save_answer(path, "ready.rows", idx.commit, (found, idx.problems()))
+    else:
+        found = selection.listed(idx.rows(), set(a["state"]) if a["state"] else None, a["holder"], a["tag"])
+    out = _listing(call, idx.commit, found, idx.problems())
+    if exact:
+        readindex.save_answer(path, exact, idx.commit, out)
+    return out
+
+
+def _listing(call: Call, commit: str, rows: list[Row], problems: list[tuple[str, str, str]]) -> tuple[bytes, str]:
+    limit = call.args["limit"]
     shown = rows if limit is None else rows[:limit]
-    if a["as_json"]:
-        return _envelope(call.command, idx, b'"tasks": [' + b", ".join(r[9] for r in shown) + b"]", len(rows), shown)
-    return _plain(idx, shown, len(rows)).encode()
+    if call.args["as_json"]:
+        body = b'"tasks": [' + b", ".join(r[9] for r in shown) + b"]"
+        return _envelope(call.command, commit, problems, body, len(rows), shown), ""
+    text, err = _plain(problems, shown, len(rows))
+    return text.encode(), err
 
 
 def _route_path(common: Path, gitdir: Path) -> Path:
@@ -158,11 +188,11 @@ def _route_path(common: Path, gitdir: Path) -> Path:
     return common / "gitclaim" / f"route-{zlib.crc32(str(gitdir).encode()):08x}.json"
 
 
-def _warm(call: Call) -> Index | None:
-    """The stored index, if it is of the tip this clone last fetched: found with
-    git's files alone (no libgit2), or None."""
+def _warm(call: Call) -> tuple[Path, str] | None:
+    """Where the index is and the tip this clone last fetched, found with git's
+    files alone (no libgit2); None when that cannot be told so."""
     from .git import files
-    from .readindex import index_path, load
+    from .readindex import index_path
 
     if call.remote is not None or call.branch is not None:
         return None  # names from the command line: checked by the slow path
@@ -178,14 +208,13 @@ def _warm(call: Call) -> Index | None:
         return None  # the configuration changed since: libgit2 reads it again
     remote, branch = route["remote"] or DEFAULTS[0], route["branch"] or DEFAULTS[1]  # checked when written
     tip = files.ref(common, f"refs/remotes/{remote}/{branch}")
-    idx = load(index_path(common, remote, branch)) if tip is not None else None
-    return idx if idx is not None and idx.commit == tip else None
+    return None if tip is None else (index_path(common, remote, branch), tip)
 
 
-def _index(call: Call) -> Index:
+def _index(call: Call) -> tuple[Path, Index]:
     """The index of the tip, through libgit2: fetched unless offline, brought up to date."""
     from .git import Repo, require
-    from .readindex import current
+    from .readindex import current, index_path
     from .refnames import DEFAULT_BRANCH, DEFAULT_REMOTE, validate_branch, validate_remote
 
     repo = Repo(call.repo)
@@ -196,7 +225,7 @@ def _index(call: Call) -> Index:
     tip = require(t.local_tip() if call.args["offline"] else t.fetch(), t.remote, t.branch)
     idx = current(repo, remote, branch, tip)
     _remember_route(call.repo, repo.common_dir, configured)
-    return idx
+    return index_path(repo.common_dir, remote, branch), idx
 
 
 def _remember_route(start: str, common: Path, configured: tuple[str | None, str | None]) -> None:
@@ -232,12 +261,14 @@ def _remember_route(start: str, common: Path, configured: tuple[str | None, str 
         pass  # only the warm path's shortcut is lost
 
 
-def _envelope(command: str, idx: Index, body: bytes, total: Any, shown: Any) -> bytes:
+def _envelope(
+    command: str, commit: str, found: list[tuple[str, str, str]], body: bytes, total: Any, shown: Any
+) -> bytes:
     cut = total != len(shown) if isinstance(total, int) else any(total[s] != len(shown[s]) for s in total)
-    problems = [{"path": p, "message": m, "code": c} for p, m, c in idx.problems()]
+    problems = [{"path": p, "message": m, "code": c} for p, m, c in found]
     head = f'{{"ok": true, "command": {json.dumps(command)}, "result": {{'
     tail = (
-        f', "problems": {json.dumps(problems, ensure_ascii=False)}, "commit": {json.dumps(idx.commit)}, '
+        f', "problems": {json.dumps(problems, ensure_ascii=False)}, "commit": {json.dumps(commit)}, '
         f'"total": {json.dumps(total)}, "cut": {json.dumps(cut)}}}}}\n'
     )
     return head.encode() + body + tail.encode()
@@ -246,10 +277,11 @@ def _envelope(command: str, idx: Index, body: bytes, total: Any, shown: Any) -> 
 def _board(idx: Index, columns: dict[str, list[Row]], limit: int | None) -> bytes:
     shown = {s: rows if limit is None else rows[:limit] for s, rows in columns.items()}
     body = b", ".join(f'"{s}": ['.encode() + b", ".join(r[9] for r in rows) + b"]" for s, rows in shown.items())
-    return _envelope("board", idx, b'"columns": {' + body + b"}", {s: len(r) for s, r in columns.items()}, shown)
+    totals = {s: len(r) for s, r in columns.items()}
+    return _envelope("board", idx.commit, idx.problems(), b'"columns": {' + body + b"}", totals, shown)
 
 
-def _plain(idx: Index, shown: list[Row], total: int) -> str:
+def _plain(problems: list[tuple[str, str, str]], shown: list[Row], total: int) -> tuple[str, str]:
     """What the renderer prints to a pipe: aligned rows; the rest on stderr."""
     from .plain import LISTING, aligned, cell, more
 
@@ -258,7 +290,5 @@ def _plain(idx: Index, shown: list[Row], total: int) -> str:
     else:
         text = "no tasks\n" if total == 0 else "\n"
     notes = [more(len(shown), total)] if total > len(shown) else []
-    notes += [f"warning: skipped {m}" for _, m, _ in idx.problems()]
-    if notes:
-        sys.stderr.write("".join(n + "\n" for n in notes))
-    return text
+    notes += [f"warning: skipped {m}" for _, m, _ in problems]
+    return text, "".join(n + "\n" for n in notes)

@@ -89,25 +89,21 @@ def index_path(common_dir: Path, remote: str, branch: str) -> Path:
     return common_dir / "gitclaim" / "index" / name
 
 
-def load(path: Path) -> Index | None:
-    """The index stored at ``path``, or None when it is missing, torn, damaged or of another format."""
+def _read(path: Path) -> object | None:
+    """What :func:`_write` stored at ``path``, or None when it is missing, torn, damaged or of another format."""
     try:
         data = path.read_bytes()
     except OSError:
         return None
     head = len(FORMAT)
-    if data[:head] != FORMAT or len(data) < head + 16:
-        return None
     check, payload = data[head : head + 16], data[head + 16 :]
-    if _check(payload) != check:
+    if data[:head] != FORMAT or _check(payload) != check:
         return None
     try:
-        commit, config_blob, folders = marshal.loads(payload)
-        if not (isinstance(commit, str) and isinstance(config_blob, str) and isinstance(folders, dict)):
-            return None
-        return Index(commit, config_blob, folders)
+        value: object = marshal.loads(payload)
     except Exception:  # a checksum that matches a payload we cannot read: a foreign writer
         return None
+    return value
 
 
 def _check(payload: bytes) -> bytes:
@@ -116,11 +112,11 @@ def _check(payload: bytes) -> bytes:
     return len(payload).to_bytes(8, "big") + zlib.crc32(payload).to_bytes(8, "big")
 
 
-def save(path: Path, index: Index) -> bool:
-    """Write ``index`` atomically; False (and nothing changed) when the disk refuses."""
-    payload = marshal.dumps((index.commit, index.config_blob, index.folders))
+def _write(path: Path, value: tuple[object, ...]) -> bool:
+    """Store ``value`` atomically; False (and nothing changed) when the disk refuses."""
     import tempfile
 
+    payload = marshal.dumps(value)  # type: ignore[arg-type]  # tuples of str, int, bytes, lists, dicts
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,6 +130,39 @@ def save(path: Path, index: Index) -> bool:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
         return False
+
+
+def load(path: Path) -> Index | None:
+    """The index stored at ``path``, or None when it is missing or damaged."""
+    value = _read(path)
+    if not (isinstance(value, tuple) and len(value) == 3):
+        return None
+    commit, config_blob, folders = value
+    if not (isinstance(commit, str) and isinstance(config_blob, str) and isinstance(folders, dict)):
+        return None
+    return Index(commit, config_blob, folders)
+
+
+def save(path: Path, index: Index) -> bool:
+    return _write(path, (index.commit, index.config_blob, index.folders))
+
+
+# Answers derived from the index at one commit, kept beside it under the same
+# key: `ready`'s rows (what agents ask most), and the exact output of the
+# commonest listings. A warm read of one then loads what it prints, not every row.
+
+
+def load_answer(path: Path, key: str, commit: str) -> object | None:
+    """What :func:`save_answer` stored under ``key`` for ``commit``, or None."""
+    value = _read(path.with_name(f"{path.name}.{key}"))
+    if not (isinstance(value, tuple) and len(value) == 2 and value[0] == commit):
+        return None
+    answer: object = value[1]
+    return answer
+
+
+def save_answer(path: Path, key: str, commit: str, answer: object) -> bool:
+    return _write(path.with_name(f"{path.name}.{key}"), (commit, answer))
 
 
 def current(repo: Repo, remote: str, branch: str, commit: str, previous: Index | None = None) -> Index:

@@ -220,6 +220,8 @@ def test_the_fast_path_prints_what_the_typer_app_prints(
     args = ["-C", str(shop), *argv]
     assert fastread.serve(args) == 0  # served here, not left to the typer app
     fast = capsys.readouterr()
+    assert fastread.serve(args) == 0  # again: from the answers kept for this commit
+    assert capsys.readouterr() == fast
     monkeypatch.setattr(fastread, "serve", lambda argv: None)
     assert main(args) == 0
     slow = capsys.readouterr()
