@@ -20,6 +20,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING: the warm path imports neither typ
 if TYPE_CHECKING:
     from typing import Any
 
+    from .git import Repo
     from .readindex import Index, Row
 
 SERVED = ("ready", "list", "board")
@@ -143,32 +144,36 @@ def _answer(call: Call) -> tuple[bytes, str]:
 
     a, limit = call.args, call.args["limit"]
     where = _warm(call) if a["offline"] else None
+    repo = None
+    if where is None:
+        repo, where = _tip(call)
+    path, tip = where
     exact = None  # the key of an answer kept whole: a listing without filters or limit
     if call.command != "board" and limit is None and not (a.get("state") or a.get("holder") or a.get("tag")):
         exact = f"{call.command}.{'json' if a['as_json'] else 'plain'}"
-    if where is not None:
-        hit = readindex.load_answer(where[0], exact, where[1]) if exact else None
+        hit = readindex.load_answer(path, exact, tip)
         if isinstance(hit, tuple) and len(hit) == 2 and isinstance(hit[0], bytes) and isinstance(hit[1], str):
             return hit
-        if call.command == "ready":
-            rows = readindex.load_answer(where[0], "ready.rows", where[1])
-            if isinstance(rows, tuple) and len(rows) == 2:
-                return _listing(call, where[1], *rows)
-    idx = readindex.load(where[0]) if where is not None else None
-    if idx is not None and where is not None and idx.commit == where[1]:
-        path = where[0]
-    else:
-        path, idx = _index(call)
+    if call.command == "ready":
+        rows = readindex.load_answer(path, "ready.rows", tip)
+        if isinstance(rows, tuple) and len(rows) == 2:
+            return _listing(call, tip, *rows)
+    idx = readindex.load(path)
+    if idx is None or idx.commit != tip:
+        if repo is None:
+            repo, _ = _tip(call)  # the clone's tracking ref, read again by libgit2
+        idx, _ = readindex.refresh(repo, tip, idx)
+        readindex.save(path, idx)
     if call.command == "board":
         return _board(idx, selection.columns(idx.rows()), limit), ""
     if call.command == "ready":
         found = selection.ready(idx.rows())
-        readindex.save_answer(path, "ready.rows", idx.commit, (found, idx.problems()))
+        readindex.save_answer(path, "ready.rows", tip, (found, idx.problems()))
     else:
         found = selection.listed(idx.rows(), set(a["state"]) if a["state"] else None, a["holder"], a["tag"])
-    out = _listing(call, idx.commit, found, idx.problems())
+    out = _listing(call, tip, found, idx.problems())
     if exact:
-        readindex.save_answer(path, exact, idx.commit, out)
+        readindex.save_answer(path, exact, tip, out)
     return out
 
 
@@ -211,10 +216,10 @@ def _warm(call: Call) -> tuple[Path, str] | None:
     return None if tip is None else (index_path(common, remote, branch), tip)
 
 
-def _index(call: Call) -> tuple[Path, Index]:
-    """The index of the tip, through libgit2: fetched unless offline, brought up to date."""
+def _tip(call: Call) -> tuple[Repo, tuple[Path, str]]:
+    """The clone, where its index is, and the tip, through libgit2: fetched unless offline."""
     from .git import Repo, require
-    from .readindex import current, index_path
+    from .readindex import index_path
     from .refnames import DEFAULT_BRANCH, DEFAULT_REMOTE, validate_branch, validate_remote
 
     repo = Repo(call.repo)
@@ -223,9 +228,8 @@ def _index(call: Call) -> tuple[Path, Index]:
     branch = validate_branch(call.branch or configured[1] or DEFAULT_BRANCH)
     t = repo.transport(remote, branch)
     tip = require(t.local_tip() if call.args["offline"] else t.fetch(), t.remote, t.branch)
-    idx = current(repo, remote, branch, tip)
     _remember_route(call.repo, repo.common_dir, configured)
-    return index_path(repo.common_dir, remote, branch), idx
+    return repo, (index_path(repo.common_dir, remote, branch), tip)
 
 
 def _remember_route(start: str, common: Path, configured: tuple[str | None, str | None]) -> None:
