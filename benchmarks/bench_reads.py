@@ -248,8 +248,11 @@ def run(env: Env, args: Any) -> dict[str, Any]:
     note(f"whole processes on one clone, every command once per round, order rotated; {runs} rounds per size")
     note("claim-then-ready: an untimed `claim` of a fresh ready task, then the timed `ready`")
     note("cold: the clone's .git/gitclaim (read index, parse cache) deleted first")
-    results = [measure(env, n, runs, Path(args.peerbench), args.gptodo) for n in sizes]
-    problems = report(results)
+    results = []
+    problems = []
+    for n in sizes:  # each size reported as soon as it is measured
+        results.append(measure(env, n, runs, Path(args.peerbench), args.gptodo))
+        problems += report(results[-1:])
     for p in problems:
         print(f"PROBLEM {p}")
     return {"results": results, "problems": problems}
