@@ -42,7 +42,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--quick", action="store_true", help="a fast smoke run (about a minute): fewer samples, smaller stores"
     )
-    p.add_argument("--only", default="a,b,c,d", help="comma-separated benchmarks to run: a, b, c, d, e (default: a,b,c,d)")
+    p.add_argument(
+        "--only", default="a,b,c,d", help="comma-separated benchmarks to run: a, b, c, d, e (default: a,b,c,d)"
+    )
     p.add_argument("--transports", default="path,daemon", help="path, daemon or both (default: path,daemon)")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder and print its path")
     p.add_argument(
