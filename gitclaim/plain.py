@@ -18,13 +18,11 @@ def cell(text: str) -> str:
 
 def aligned(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """The rows under their headers, columns two spaces apart, without trailing spaces."""
-    widths = [len(h) for h in headers]
-    for r in rows:
-        for i, c in enumerate(r):
-            if len(c) > widths[i]:
-                widths[i] = len(c)
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in (headers, *rows)]
-    return "\n".join(lines) + "\n"
+    table = [tuple(headers), *(tuple(r) for r in rows)]
+    widths = [max(map(len, column)) for column in zip(*table, strict=True)]
+    # one %-format per row: the padding is done in C, which keeps 10,000 rows cheap
+    line = "  ".join(f"%-{w}s" for w in widths[:-1]) + "  %s"
+    return "\n".join((line % r).rstrip() for r in table) + "\n"
 
 
 def more(shown: int, total: int) -> str:
