@@ -170,31 +170,42 @@ def measure(env: Env, n: int, runs: int, peerbench: Path, gptodo: str | None) ->
     ]
     random.Random(n).shuffle(ready_ids)
     pool = iter(ready_ids)
-    commands: dict[str, tuple[list[str], Path]] = {
+    ready_json = [*cmd, "ready", "--json", "--offline"]
+    # Phase 1: nothing moves the tip, so every read is warm (the index is current).
+    warm: dict[str, tuple[list[str], Path]] = {
         "git grep -l": (["git", "grep", "-l", 'state = "todo"', "refs/remotes/origin/gitclaim", "--", "tasks/"], clone),
-        "ready --json --offline (warm)": ([*cmd, "ready", "--json", "--offline"], clone),
+        "ready --json --offline (warm)": (ready_json, clone),
         "ready --json (warm, fetches)": ([*cmd, "ready", "--json"], clone),
         "ready (human, piped)": ([*cmd, "ready", "--offline"], clone),
         "list (human, piped)": ([*cmd, "list", "--offline"], clone),
         "ready --limit 50 (a page)": ([*cmd, "ready", "--offline", "--limit", "50"], clone),
-        "ready --json --offline (cold)": ([*cmd, "ready", "--json", "--offline"], clone),
-        "claim, then ready --json --offline": ([*cmd, "ready", "--json", "--offline"], clone),
+    }
+    if gptodo and n <= 10000:  # gptodo reads every file per call: 100,000 would take minutes a round
+        gdir = env.tmp(f"gptodo-{n}")
+        subprocess.run([sys.executable, str(peerbench / "gen.py"), "gptodo", str(n), str(gdir)], check=True)
+        warm["gptodo ready"] = ([gptodo, "--tasks-dir", str(gdir / "tasks"), "ready"], gdir)
+        warm["gptodo list"] = ([gptodo, "--tasks-dir", str(gdir / "tasks"), "list"], gdir)
+    for args, cwd in warm.values():  # warm-up: the index, its answers and the page cache
+        _timed(args, cwd)
+    progress(f"(e) {n:,} tasks: {runs} warm rounds")
+    times = _rounds(warm, runs, {})
+    # Phase 2: a claim (untimed) then `ready`, which brings the index up to date
+    # from the tree diff; a cold `ready` (.git/gitclaim deleted); and, as their
+    # baseline in the same rounds, a warm `ready` alone (run twice after the others).
+    moving = {
+        "claim, then ready --json --offline": (ready_json, clone),
+        "ready --json --offline (cold)": (ready_json, clone),
+        "ready --json --offline (warm, phase 2)": (ready_json, clone),
     }
     before = {
         "ready --json --offline (cold)": lambda: shutil.rmtree(state, ignore_errors=True),
         "claim, then ready --json --offline": lambda: subprocess.run(
             [*cmd, "claim", next(pool), "--agent", "bench", "--json"], cwd=clone, capture_output=True, check=True
         ),
+        "ready --json --offline (warm, phase 2)": lambda: subprocess.run(ready_json, cwd=clone, capture_output=True),
     }
-    if gptodo and n <= 10000:  # gptodo reads every file per call: 100,000 would take minutes a round
-        gdir = env.tmp(f"gptodo-{n}")
-        subprocess.run([sys.executable, str(peerbench / "gen.py"), "gptodo", str(n), str(gdir)], check=True)
-        commands["gptodo ready"] = ([gptodo, "--tasks-dir", str(gdir / "tasks"), "ready"], gdir)
-        commands["gptodo list"] = ([gptodo, "--tasks-dir", str(gdir / "tasks"), "list"], gdir)
-    for args, cwd in commands.values():  # warm-up: the index and the page cache
-        _timed(args, cwd)
-    progress(f"(e) {n:,} tasks: {runs} rounds")
-    times = _rounds(commands, runs, before)
+    progress(f"(e) {n:,} tasks: {runs} rounds of claim-then-ready and cold")
+    times |= _rounds(moving, runs, before)
     return {"n": n, "median_s": {k: median(v) for k, v in times.items()}, "times": times}
 
 
@@ -206,7 +217,7 @@ RATIOS = [
     (
         "claim-then-ready / warm ready",
         "claim, then ready --json --offline",
-        "ready --json --offline (warm)",
+        "ready --json --offline (warm, phase 2)",
         1.2,
         (100000,),
     ),
@@ -246,6 +257,7 @@ def run(env: Env, args: Any) -> dict[str, Any]:
     sizes = [int(x) for x in args.sizes_e.split(",")] if args.sizes_e else default
     runs = args.runs_e or (3 if env.quick else 9)
     note(f"whole processes on one clone, every command once per round, order rotated; {runs} rounds per size")
+    note("phase 1 (warm): nothing moves the tip; phase 2: claim-then-ready, cold, and a warm ready as their baseline")
     note("claim-then-ready: an untimed `claim` of a fresh ready task, then the timed `ready`")
     note("cold: the clone's .git/gitclaim (read index, parse cache) deleted first")
     results = []
