@@ -157,7 +157,10 @@ def _answer(call: Call) -> tuple[bytes, str]:
     if call.command == "ready":
         rows = readindex.load_answer(path, "ready.rows", tip)
         if isinstance(rows, tuple) and len(rows) == 2:
-            return _listing(call, tip, *rows)
+            out = _listing(call, tip, *rows)
+            if exact:
+                readindex.save_answer(path, exact, tip, out)
+            return out
     idx = readindex.load(path)
     if idx is None or idx.commit != tip:
         if repo is None:
