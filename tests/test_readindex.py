@@ -265,3 +265,46 @@ def test_the_fast_paths_flags_are_the_tables() -> None:
         table = tuple((p.name, kind(p), p.default, p.flags) for p in (*BY_NAME[name].params, SHOW_ALL, JSON))
         assert fastread.PARAMS[name] == table, name
     assert fastread.DEFAULTS == (DEFAULT_REMOTE, DEFAULT_BRANCH)
+
+
+# --- pages and the pager -------------------------------------------------------------------
+
+
+def test_the_pager_is_chosen_like_gits() -> None:
+    from gitclaim.render import pager_command
+
+    assert pager_command({}) == "less"
+    assert pager_command({"PAGER": "more"}) == "more"
+    assert pager_command({"PAGER": "more", "GITCLAIM_PAGER": "most"}) == "most"
+    assert pager_command({"GITCLAIM_PAGER": ""}) is None
+    assert pager_command({"PAGER": "cat"}) is None
+
+
+def test_a_page_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from gitclaim.commands import page_limit
+    from gitclaim.errors import BadInput
+    from gitclaim.operations import BY_NAME
+
+    ready, board = BY_NAME["ready"], BY_NAME["board"]
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert page_limit(ready, None, False, False) == 50
+    assert page_limit(board, None, False, False) == 20
+    assert page_limit(ready, None, True, False) is None  # --all
+    assert page_limit(ready, 7, False, False) == 7
+    assert page_limit(ready, None, False, True) is None  # --json: complete
+    with pytest.raises(BadInput):
+        page_limit(ready, 7, True, False)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
+    assert page_limit(ready, None, False, False) is None  # piped: every row
+
+
+def test_a_cut_listing_says_how_many_more(shop: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["-C", str(shop), "list", "--offline", "--limit", "1"]) == 0
+    got = capsys.readouterr()
+    assert len(got.out.splitlines()) == 2  # the header and one row
+    assert "3 more of 4" in got.err
+    assert main(["-C", str(shop), "list", "--offline", "--limit", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)["result"]
+    assert (len(result["tasks"]), result["total"], result["cut"]) == (1, 4, True)
