@@ -308,3 +308,21 @@ def test_a_cut_listing_says_how_many_more(shop: Path, capsys: pytest.CaptureFixt
     assert main(["-C", str(shop), "list", "--offline", "--limit", "1", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)["result"]
     assert (len(result["tasks"]), result["total"], result["cut"]) == (1, 4, True)
+
+
+def test_a_warm_read_loads_neither_libgit2_nor_typer(shop: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import io, json, sys\n"
+        "from gitclaim.cli import main\n"
+        "out, sys.stdout = sys.stdout, io.TextIOWrapper(io.BytesIO())\n"
+        "code = main(['ready', '--json', '--offline'])\n"
+        "sys.stdout = out\n"
+        "print(json.dumps([code, [m for m in ('pygit2', 'typer', 'rich', 'gitclaim.api') if m in sys.modules]]))\n"
+    )
+    runs = [subprocess.run([sys.executable, "-c", code], cwd=shop, capture_output=True, text=True) for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), runs[-1].stderr
+    assert json.loads(runs[0].stdout)[0] == 0
+    assert json.loads(runs[1].stdout) == [0, []]  # the first wrote the route and the answers; the second is warm
