@@ -4,6 +4,7 @@ a  whole-process `gitclaim claim` vs a git-CLI script (path remote, git daemon)
 b  8 agent processes running next+done vs 1 agent: throughput ratio, retries
 c  claim latency at 100 / 10,000 / 100,000 tasks; `ready --json` cold and warm
 d  whole-process start-up: imports, `gitclaim --help`, `ready --json --offline` vs `python -c pass`
+e  reads at 10,000 / 100,000 tasks: ready, list vs git grep -l, our own JSON, gptodo (not in the default set)
 
 Everything runs on loopback and in one temporary folder, removed at the end
 (``--keep`` keeps it); every child process (git daemon, agents) is stopped.
@@ -25,7 +26,13 @@ from types import FrameType
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-BENCHES = {"a": "claim: gitclaim vs git CLI", "b": "8 agents vs 1", "c": "store size", "d": "start-up"}
+BENCHES = {
+    "a": "claim: gitclaim vs git CLI",
+    "b": "8 agents vs 1",
+    "c": "store size",
+    "d": "start-up",
+    "e": "reads: ready and list at 10,000 and 100,000 tasks",
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -35,7 +42,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--quick", action="store_true", help="a fast smoke run (about a minute): fewer samples, smaller stores"
     )
-    p.add_argument("--only", default="a,b,c,d", help="comma-separated benchmarks to run: a, b, c, d (default: all)")
+    p.add_argument(
+        "--only", default="a,b,c,d", help="comma-separated benchmarks to run: a, b, c, d, e (default: a,b,c,d)"
+    )
     p.add_argument("--transports", default="path,daemon", help="path, daemon or both (default: path,daemon)")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder and print its path")
     p.add_argument(
@@ -66,6 +75,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     g = p.add_argument_group("(d) start-up")
     g.add_argument("--runs-d", type=int, default=0, help="runs per command (default 15; quick 5)")
+    g = p.add_argument_group("(e) reads")
+    g.add_argument("--sizes-e", default="", help="store sizes (default 10000,100000; quick 1000,10000)")
+    g.add_argument("--runs-e", type=int, default=0, help="rounds per size (default 9; quick 3)")
+    g.add_argument("--peerbench", default="/work/shared/peerbench", help="the folder of the peers' gen.py")
+    g.add_argument("--gptodo", default=None, help="gptodo's executable, to time it on the same task set")
     a = p.parse_args(argv)
     a.only = [x.strip() for x in a.only.split(",") if x.strip()]
     unknown = set(a.only) - set(BENCHES)
@@ -95,11 +109,12 @@ def main(argv: list[str] | None = None) -> int:
         bc.isolate_env(env.root / "home")  # before anything imports pygit2
         import bench_agents
         import bench_cli_claim
+        import bench_reads
         import bench_scale
         import bench_startup
         import pygit2
 
-        modules = {"a": bench_cli_claim, "b": bench_agents, "c": bench_scale, "d": bench_startup}
+        modules = {"a": bench_cli_claim, "b": bench_agents, "c": bench_scale, "d": bench_startup, "e": bench_reads}
         print(
             f"gitclaim benchmarks{' (quick)' if args.quick else ''}: {', '.join(args.only)}"
             f" over {', '.join(args.transports)}"

@@ -6,13 +6,15 @@ Names are imported lazily so that ``gitclaim --help`` stays fast.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up
 
 __version__ = "0.1.0"
 
 __all__ = ["RetryPolicy", "State", "Store", "Task", "__version__", "errors"]
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from . import errors
     from .api import Store
     from .cas import RetryPolicy

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from . import views
+from . import readindex, views
 from .cache import FolderCache
 from .cas import NoWrite, Outcome, RetryPolicy, Write, mutate
 from .errors import NotAllowed, PushRejected
@@ -40,7 +40,7 @@ from .ops import bootstrap, leases, queries, signers, verbs
 from .ops import claim as claim_ops
 from .ops import edit as edit_ops
 from .ops import verify as verify_ops
-from .refnames import validate_branch, validate_remote
+from .refnames import DEFAULT_BRANCH, DEFAULT_REMOTE, validate_branch, validate_remote
 from .results import (
     AddResult,
     HeartbeatResult,
@@ -62,9 +62,6 @@ if TYPE_CHECKING:
     from .signing import Signer
 
 __all__ = ["AGENT_ENV", "DEFAULT_BRANCH", "DEFAULT_REMOTE", "Store", "agent_email", "resolve_agent"]
-
-DEFAULT_REMOTE = "origin"
-DEFAULT_BRANCH = "gitclaim"
 
 
 @dataclass
@@ -99,6 +96,7 @@ class Store:
             validate_agent(self.agent)
         self._transport: Transport | None = None
         self._cache = FolderCache(self.repo.common_dir)
+        self._index: readindex.Index | None = None
         self._seen_for_check: dict[str, datetime] = {}  # heartbeats a takeover decision used
         self._signer: Signer | None = None
         self._signer_known = False
@@ -146,6 +144,13 @@ class Store:
 
     def snapshot(self, commit: str) -> Snapshot:
         return Snapshot(self.repo, commit, self._cache)
+
+    def read_index(self, commit: str) -> readindex.Index:
+        """The read index of ``commit`` (:mod:`gitclaim.readindex`): kept in memory
+        and in the clone's git folder, brought up to date from the last one by the
+        diff of the two trees, rebuilt when missing or damaged."""
+        self._index = readindex.current(self.repo, self.remote_name, self.branch_name, commit, self._index)
+        return self._index
 
     def _tip(self, offline: bool) -> str:
         t = self.transport
@@ -228,31 +233,34 @@ class Store:
         state: Iterable[str] | None = None,
         holder: str | None = None,
         tag: str | None = None,
+        limit: int | None = None,
         offline: bool = False,
     ) -> Listing:
-        """Tasks filtered by state(s), holder and tag, ordered like ``ready``."""
-        return queries.list_tasks(self, state, holder, tag, offline)
+        """Tasks filtered by state(s), holder and tag, ordered like ``ready``; the
+        first ``limit`` of them (``total`` says how many there are)."""
+        return queries.list_tasks(self, state, holder, tag, offline, limit)
 
-    def ready(self, *, offline: bool = False) -> Listing:
-        """Tasks claimable now: claimable state, every dependency done; by priority, then age."""
-        return queries.ready(self, offline)
+    def ready(self, *, limit: int | None = None, offline: bool = False) -> Listing:
+        """Tasks claimable now: claimable state, every dependency done; by priority,
+        then age; the first ``limit`` of them."""
+        return queries.ready(self, offline, limit)
 
     def show(self, task_id: str, *, offline: bool = False, history_limit: int | None = None) -> TaskView:
         """One task, what blocks it, and its history (all of it, or the newest
         ``history_limit`` changes). Raises :class:`NotFound`."""
         return queries.show(self, task_id, offline, history_limit)
 
-    def board(self, *, offline: bool = False) -> views.Board:
-        """Every task, in columns by state."""
-        return queries.board(self, offline)
+    def board(self, *, limit: int | None = None, offline: bool = False) -> views.Board:
+        """Every task, in columns by state (the first ``limit`` of each)."""
+        return queries.board(self, offline, limit)
 
-    def who(self, *, offline: bool = False) -> views.Who:
+    def who(self, *, limit: int | None = None, offline: bool = False) -> views.Who:
         """Who holds what, since when, and the state of each lease."""
-        return queries.who(self, offline)
+        return queries.who(self, offline, limit)
 
-    def blocked(self, *, offline: bool = False) -> views.BlockedView:
+    def blocked(self, *, limit: int | None = None, offline: bool = False) -> views.BlockedView:
         """Tasks waiting on dependencies that are not done, or on something outside."""
-        return queries.blocked(self, offline)
+        return queries.blocked(self, offline, limit)
 
     def graph(self, fmt: str = "mermaid", *, offline: bool = False) -> views.Graph:
         """The dependency graph as Graphviz DOT or Mermaid text."""
@@ -385,10 +393,12 @@ class Store:
         """
         return leases.heartbeat(self, agent)
 
-    def stale(self, *, silent_after: int | str | None = None, offline: bool = False) -> StaleReport:
+    def stale(
+        self, *, silent_after: int | str | None = None, limit: int | None = None, offline: bool = False
+    ) -> StaleReport:
         """Claims whose lease expired, and (with ``silent_after`` seconds) claims
         whose holder has not been heard from for that long."""
-        return leases.stale(self, silent_after, offline)
+        return leases.stale(self, silent_after, offline, limit)
 
     def reap(self, *, silent_after: int | str | None = None, agent: str | None = None) -> ReapResult:
         """Return every expired (or, with ``silent_after``, silent) claim to the

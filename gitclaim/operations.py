@@ -139,6 +139,22 @@ SILENT_AFTER = Param(
     mcp_type=int | str | None,
 )
 
+LIMIT = Param(
+    "limit",
+    int | None,
+    "Show at most N (board: per column). Default: everything, except a page on a terminal (docs/cli.md).",
+    None,
+    ("--limit", "-n"),
+    "N",
+)
+#: The listings: each takes LIMIT, says its total and whether it was cut; on a
+#: terminal the CLI shows this many rows (a page) unless --all or --limit.
+PAGES: dict[str, int] = {"list": 50, "ready": 50, "board": 20, "who": 50, "stale": 50, "blocked": 50, "log": 50}
+
+# Two options of the CLI alone, beside each operation's own.
+JSON = Param("as_json", bool, "Print one JSON object (stable shape) on stdout.", False, ("--json",))
+SHOW_ALL = Param("show_all", bool, "Show everything, also on a terminal (no page).", False, ("--all",))
+
 _POLICY_ERRORS = (E.NotAllowed,)
 SIGNER_NAME = Param("name", str, "The agent the key signs as.", metavar="NAME")
 ROLE = Param("role", str, "admin, operator or pusher.", metavar="ROLE")
@@ -263,11 +279,12 @@ OPERATIONS: tuple[Operation, ...] = (
         ),
         Param("holder", str | None, "Only tasks held by this agent.", None, ("--holder",), "AGENT"),
         Param("tag", str | None, "Only tasks with this tag.", None, ("--tag", "-t"), "TAG"),
+        LIMIT,
     ),
     Operation(
         "ready",
         "Tasks claimable now, by priority, then age.",
-        (OFFLINE,),
+        (LIMIT, OFFLINE),
         Effect.READ,
         "listing",
         details="Claimable: a claimable state with every dependency done. Claim one with claim, or let next pick.",
@@ -371,6 +388,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Claims whose lease expired (and, with --silent-after, whose holder went quiet).",
         "stale",
         SILENT_AFTER,
+        LIMIT,
     ),
     Operation(
         "reap",
@@ -380,9 +398,9 @@ OPERATIONS: tuple[Operation, ...] = (
         "reaped",
         details="The commit records whom each claim was taken from.",
     ),
-    _view("board", "Every task, in columns by state.", "board"),
-    _view("who", "Who holds what, since when, and whether each lease is live.", "who"),
-    _view("blocked", "What waits on what: dependencies not done, and tasks waiting on the outside.", "blocked"),
+    _view("board", "Every task, in columns by state.", "board", LIMIT),
+    _view("who", "Who holds what, since when, and whether each lease is live.", "who", LIMIT),
+    _view("blocked", "What waits on what: dependencies not done, and tasks waiting on the outside.", "blocked", LIMIT),
     _view(
         "graph",
         "The dependency graph as Graphviz DOT or Mermaid.",
@@ -394,7 +412,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "The audit trail, newest first: who did what to which task, when.",
         "history",
         Param("task_id", str | None, "Only entries about this task.", None, metavar="[ID]"),
-        Param("limit", int | None, "At most this many entries.", None, ("--limit", "-n"), "N"),
+        LIMIT,
     ),
     _policy(
         "signers_add",
@@ -529,25 +547,32 @@ RESULTS: dict[str, tuple[str, tuple[str, ...]]] = {  # the shape, and the terms 
     "restore": ("{remote, branch, commit, restored}", ()),
     "added": ("{tasks: [task], commit, retries}", ("task",)),
     "op": ("{op, task, from, to, commit, changed, retries, previous_holder, also: [task]}", ("task",)),
-    "listing": ("{tasks: [task], problems: [problem], commit}", ("task", "problem")),
+    "listing": ("{tasks: [task], problems: [problem], commit, total, cut}", ("task", "problem")),
     "task_view": (
         "{task, path, blockers: [{id, state}], history: [entry], history_cut, commit}",
         ("task", "entry", "move"),
     ),
     "heartbeat": ("{agent, at, holding: [task id]}", ()),
-    "stale": ("{claims: [stale claim], problems: [problem], commit, now}", ("stale claim", "task", "problem")),
+    "stale": (
+        "{claims: [stale claim], problems: [problem], commit, now, total, cut}",
+        ("stale claim", "task", "problem"),
+    ),
     "reaped": ("{reaped: [stale claim], commit, retries}", ("stale claim", "task")),
-    "board": ("{columns: {state: [task]}, problems: [problem], commit}", ("task", "problem")),
+    "board": (
+        "{columns: {state: [task]}, problems: [problem], commit, total: {state: count}, cut}",
+        ("task", "problem"),
+    ),
     "who": (
-        "{holdings: [{task, holder, claimed_at, lease_expires, last_seen, lease}], problems: [problem], commit, now}",
+        "{holdings: [{task, holder, claimed_at, lease_expires, last_seen, lease}], problems: [problem], commit, now,"
+        " total, cut}",
         ("task", "problem"),
     ),
     "blocked": (
-        "{tasks: [{task, blockers: [{id, state}], waiting_for}], problems: [problem], commit}",
+        "{tasks: [{task, blockers: [{id, state}], waiting_for}], problems: [problem], commit, total, cut}",
         ("task", "problem"),
     ),
     "graph": ("{format, text, problems: [problem], commit}", ("problem",)),
-    "history": ("{entries: [entry], cut, commit}", ("entry", "move")),
+    "history": ("{entries: [entry], cut, commit, total}", ("entry", "move")),
     "installed": (
         "{path, updated, chained, gitolite: {mode, repo, home, local_code, rc_file, rc_settings, rc_enable, conf,"
         " active, detected_by, notes} or null}",

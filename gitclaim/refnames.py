@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from .errors import BadInput
 
+DEFAULT_REMOTE = "origin"
+DEFAULT_BRANCH = "gitclaim"
 _FORBIDDEN = set(" ~^:?*[\\")
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 from rich.table import Table
 
+from . import plain
 from .errors import GitclaimError
 from .model import _iso
 from .operations import BY_NAME
@@ -136,6 +137,8 @@ def stale(r: StaleReport) -> None:
         out.print("[dim]no stale claims[/]")
     for c in r.claims:
         _stale_line(c)
+    if r.cut and r.total is not None:
+        _more(len(r.claims), r.total)
 
 
 def _stale_line(c: StaleClaim) -> None:
@@ -171,11 +174,24 @@ def _table(tasks: tuple[Task, ...] | list[Task]) -> Table:
 
 
 def listing(r: Listing) -> None:
-    if r.tasks:
-        out.print(_table(r.tasks))
+    if not r.tasks:
+        out.print("[dim]no tasks[/]" if not r.cut else "")
+    elif out.is_terminal:
+        out.print(_table(r.tasks))  # a page: rich costs what it shows
     else:
-        out.print("[dim]no tasks[/]")
+        rows = [
+            (t.id, t.state.value, str(t.priority), t.holder or "", ",".join(t.depends_on), plain.cell(t.title))
+            for t in r.tasks
+        ]
+        out.file.write(plain.aligned(plain.LISTING, rows))
+    if r.cut and r.total is not None:
+        _more(len(r.tasks), r.total)
     _skipped(r.problems)
+
+
+def _more(shown: int, total: int) -> None:
+    """Under a cut listing: part of the page on a terminal, on stderr when piped."""
+    (out if out.is_terminal else err).print(f"[dim]{escape(plain.more(shown, total))}[/]")
 
 
 def _skipped(problems: tuple[Problem, ...]) -> None:
@@ -308,13 +324,18 @@ def board(b: Board) -> None:
 
     panels = []
     for state, tasks in b.columns.items():
-        if not tasks and state in ("someday", "cancelled", "failed", "backlog", "waiting", "review"):
+        if not b.total(state) and state in ("someday", "cancelled", "failed", "backlog", "waiting", "review"):
             continue
         body = "\n".join(
             f"[bold]{t.id}[/] p{t.priority}" + (f" [dim]{escape(t.holder)}[/]" if t.holder else "") for t in tasks
         )
-        panels.append(Panel(body or "[dim]-[/]", title=f"{_state(state)} ({len(tasks)})", width=30))
+        total = b.total(state)
+        if total > len(tasks):
+            body += f"\n[dim]... {total - len(tasks):,} more[/]"
+        panels.append(Panel(body or "[dim]-[/]", title=f"{_state(state)} ({total})", width=30))
     out.print(Columns(panels))
+    if b.cut:
+        (out if out.is_terminal else err).print("[dim]--all shows every task, --limit N the first N of each state[/]")
 
 
 def who(w: Who) -> None:
@@ -336,6 +357,8 @@ def who(w: Who) -> None:
             _iso(h.last_seen) or "never",
         )  # fmt: skip
     out.print(table)
+    if w.cut and w.total is not None:
+        _more(len(w.holdings), w.total)
 
 
 def blocked(v: BlockedView) -> None:
@@ -347,6 +370,8 @@ def blocked(v: BlockedView) -> None:
         if b.waiting_for:
             what = (what + "; " if what else "") + f"outside: {escape(b.waiting_for)}"
         out.print(f"[bold]{b.task.id}[/] ({_state(b.task.state.value)}) waits for {what}")
+    if v.cut and v.total is not None:
+        _more(len(v.tasks), v.total)
 
 
 def graph(g: Graph) -> None:
@@ -354,6 +379,40 @@ def graph(g: Graph) -> None:
     import sys
 
     sys.stdout.write(g.text)
+
+
+def pager_command(env: Mapping[str, str]) -> str | None:
+    """The pager, as git chooses one: GITCLAIM_PAGER, then PAGER, then less; none for "" or cat."""
+    cmd = env.get("GITCLAIM_PAGER", env.get("PAGER", "less"))
+    return None if cmd.strip() in ("", "cat") else cmd
+
+
+def paged(show: Callable[[], None], env: Mapping[str, str]) -> None:
+    """Run ``show``; on a terminal, through the pager when it is longer than the screen."""
+    cmd = pager_command(env)
+    if cmd is None or not out.is_terminal:
+        show()
+        return
+    with out.capture() as captured:
+        show()
+    text = captured.get()
+    if text.count("\n") < out.height:
+        out.file.write(text)
+        return
+    import subprocess
+
+    try:
+        proc = subprocess.Popen(cmd, shell=True, stdin=subprocess.PIPE, env={"LESS": "FRX", **env})
+    except OSError:
+        out.file.write(text)
+        return
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(text.encode("utf-8", "replace"))
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass  # the reader quit the pager early
+    proc.wait()
 
 
 #: The renderer of each result named in the table of operations (``Operation.result``).

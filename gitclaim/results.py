@@ -99,6 +99,8 @@ class StaleReport:
     commit: str
     now: datetime
     problems: tuple[Problem, ...] = ()
+    total: int | None = None
+    cut: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -106,6 +108,8 @@ class StaleReport:
             "problems": [p.to_json() for p in self.problems],
             "commit": self.commit,
             "now": _iso(self.now),
+            "total": len(self.claims) if self.total is None else self.total,
+            "cut": self.cut,
         }
 
 
@@ -131,15 +135,19 @@ class HeartbeatResult:
 
 @dataclass(frozen=True)
 class Listing:
-    tasks: tuple[Task, ...]
+    tasks: tuple[Task, ...]  # the first ``limit`` of them, in the listing's order
     problems: tuple[Problem, ...]
     commit: str
+    total: int | None = None  # how many there are (None: as many as shown)
+    cut: bool = False  # a limit left some out
 
     def to_json(self) -> dict[str, Any]:
         return {
             "tasks": [t.to_json() for t in self.tasks],
             "problems": [p.to_json() for p in self.problems],
             "commit": self.commit,
+            "total": len(self.tasks) if self.total is None else self.total,
+            "cut": self.cut,
         }
 
 
@@ -169,7 +177,9 @@ class History:
     cut: bool = False  # --limit left older entries out
 
     def to_json(self) -> dict[str, Any]:
-        return {"entries": [e.to_json() for e in self.entries], "cut": self.cut, "commit": self.commit}
+        # the total of a cut history is unknown: counting it would walk every commit
+        total = None if self.cut else len(self.entries)
+        return {"entries": [e.to_json() for e in self.entries], "cut": self.cut, "commit": self.commit, "total": total}
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .model import STATES, State, Task, _iso, sort_key_ready
 from .rules import blockers, lease_expiry
@@ -25,25 +25,49 @@ def _problems(problems: Sequence[Problem]) -> list[dict[str, str]]:
     return [p.to_json() for p in problems]
 
 
+T = TypeVar("T")
+
+
+def first(items: Sequence[T], limit: int | None) -> tuple[tuple[T, ...], int, bool]:
+    """The first ``limit`` items (all with None), how many there are, and whether some were left out."""
+    if limit is None or len(items) <= limit:
+        return tuple(items), len(items), False
+    return tuple(items[:limit]), len(items), True
+
+
 @dataclass(frozen=True)
 class Board:
-    columns: Mapping[str, tuple[Task, ...]]  # every state, in lifecycle order
+    columns: Mapping[str, tuple[Task, ...]]  # every state, in lifecycle order; each its first ``limit``
     commit: str
     problems: tuple[Problem, ...] = ()
+    totals: Mapping[str, int] | None = None  # tasks per state (None: as many as shown)
+    cut: bool = False
+
+    def total(self, state: str) -> int:
+        return len(self.columns[state]) if self.totals is None else self.totals[state]
 
     def to_json(self) -> dict[str, Any]:
         return {
             "columns": {s: [t.to_json() for t in ts] for s, ts in self.columns.items()},
             "problems": _problems(self.problems),
             "commit": self.commit,
+            "total": {s: self.total(s) for s in self.columns},
+            "cut": self.cut,
         }
 
 
-def board(tasks: Iterable[Task], commit: str, problems: Sequence[Problem] = ()) -> Board:
+def board(tasks: Iterable[Task], commit: str, problems: Sequence[Problem] = (), limit: int | None = None) -> Board:
     cols: dict[str, list[Task]] = {s: [] for s in STATES}
     for t in tasks:
         cols[t.state.value].append(t)
-    return Board({s: tuple(sorted(ts, key=sort_key_ready)) for s, ts in cols.items()}, commit, tuple(problems))
+    pages = {s: first(sorted(ts, key=sort_key_ready), limit) for s, ts in cols.items()}
+    return Board(
+        {s: p[0] for s, p in pages.items()},
+        commit,
+        tuple(problems),
+        {s: p[1] for s, p in pages.items()},
+        any(p[2] for p in pages.values()),
+    )
 
 
 @dataclass(frozen=True)
@@ -80,6 +104,8 @@ class Who:
     commit: str
     now: datetime
     problems: tuple[Problem, ...] = ()
+    total: int | None = None
+    cut: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,11 +113,18 @@ class Who:
             "problems": _problems(self.problems),
             "commit": self.commit,
             "now": _iso(self.now),
+            "total": len(self.holdings) if self.total is None else self.total,
+            "cut": self.cut,
         }
 
 
 def who(
-    tasks: Iterable[Task], commit: str, now: datetime, seen: Mapping[str, datetime], problems: Sequence[Problem] = ()
+    tasks: Iterable[Task],
+    commit: str,
+    now: datetime,
+    seen: Mapping[str, datetime],
+    problems: Sequence[Problem] = (),
+    limit: int | None = None,
 ) -> Who:
     out = []
     for t in tasks:
@@ -102,7 +135,8 @@ def who(
         status = "none" if expiry is None else ("expired" if now >= expiry else "live")
         out.append(Holding(t, t.claim.holder, t.claim.claimed_at, expiry, last, status))
     out.sort(key=lambda h: (h.holder, h.claimed_at, h.task.id))
-    return Who(tuple(out), commit, now, tuple(problems))
+    shown, total, cut = first(out, limit)
+    return Who(shown, commit, now, tuple(problems), total, cut)
 
 
 @dataclass(frozen=True)
@@ -120,12 +154,22 @@ class BlockedView:
     tasks: tuple[BlockedTask, ...]
     commit: str
     problems: tuple[Problem, ...] = ()
+    total: int | None = None
+    cut: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"tasks": [b.to_json() for b in self.tasks], "problems": _problems(self.problems), "commit": self.commit}
+        return {
+            "tasks": [b.to_json() for b in self.tasks],
+            "problems": _problems(self.problems),
+            "commit": self.commit,
+            "total": len(self.tasks) if self.total is None else self.total,
+            "cut": self.cut,
+        }
 
 
-def blocked(tasks: Sequence[Task], commit: str, problems: Sequence[Problem] = ()) -> BlockedView:
+def blocked(
+    tasks: Sequence[Task], commit: str, problems: Sequence[Problem] = (), limit: int | None = None
+) -> BlockedView:
     """Claimable-state tasks waiting on dependencies, and tasks waiting on the outside."""
     by_id = {t.id: t for t in tasks}
     out = []
@@ -136,7 +180,8 @@ def blocked(tasks: Sequence[Task], commit: str, problems: Sequence[Problem] = ()
             b = blockers(t, by_id)
             if b:
                 out.append(BlockedTask(t, tuple(b), None))
-    return BlockedView(tuple(out), commit, tuple(problems))
+    shown, total, cut = first(out, limit)
+    return BlockedView(shown, commit, tuple(problems), total, cut)
 
 
 @dataclass(frozen=True)

@@ -142,7 +142,7 @@ def test_every_command_json_shape(env: Env) -> None:
 
     for cmd in ("list", "ready"):
         listing = env.ok(cmd)
-        assert set(listing) == {"tasks", "problems", "commit"}
+        assert set(listing) == {"tasks", "problems", "commit", "total", "cut"}
         assert listing["problems"] == [] and listing["commit"] == env.tip()
         assert all(set(x) == TASK_KEYS for x in listing["tasks"])
     assert [x["id"] for x in env.ok("list")["tasks"]] == ["fix-login", "docs"]
@@ -177,7 +177,7 @@ def test_every_command_json_shape(env: Env) -> None:
     assert finished["commit"] == env.tip()
 
     log = env.ok("log")
-    assert set(log) == {"entries", "cut", "commit"}
+    assert set(log) == {"entries", "cut", "commit", "total"}
     assert all(set(e) == ENTRY_KEYS for e in log["entries"])
     assert [e["op"] for e in log["entries"]] == ["done", "claim", "release", "claim", "add", "add", "init"]
     assert log["entries"][0]["agent"] == "agent-2" and log["entries"][0]["tasks"] == ["fix-login"]

@@ -84,7 +84,7 @@ def test_the_domain_is_pure(name: str) -> None:
     assert not (_ours(found) & HIGHER), (name, _ours(found) & HIGHER)
 
 
-@pytest.mark.parametrize("name", ["cli", "mcp_server", "render"])
+@pytest.mark.parametrize("name", ["cli", "commands", "mcp_server", "render", "plain"])
 def test_the_surfaces_never_touch_git(name: str) -> None:
     assert "git" not in _ours(_imports(PACKAGE / f"{name}.py")), name
 

@@ -1019,7 +1019,7 @@ def test_cli_stale_and_reap(cli: Cli) -> None:
     old.claim("a", ttl=60)
     cli("claim", "b", "--ttl", "3600")
     st = cli("stale")
-    assert set(st) == {"claims", "problems", "commit", "now"}
+    assert set(st) == {"claims", "problems", "commit", "now", "total", "cut"}
     assert [(c["task"]["id"], c["holder"], c["reason"]) for c in st["claims"]] == [("a", "agent-2", "expired")]
     r = cli("reap")
     assert set(r) == {"reaped", "commit", "retries"} and r["commit"]

@@ -22,12 +22,40 @@ One concern a module, as httpx keeps its transports:
 * :mod:`.failures`: libgit2's errors as gitclaim's, with secrets scrubbed.
 * :mod:`.tls`, :mod:`.credentials`, :mod:`.sshconfig`: private CAs, git's
   credential helpers, and ``~/.ssh/config``, loaded only when the network needs them.
+* :mod:`.files`: the few of git's own files a warm read needs (where the git
+  folder is, one ref, whether the config changed), read without libgit2.
+
+The names below load on first use, so that :mod:`.files` costs no pygit2.
 """
 
 from __future__ import annotations
 
-from .failures import scrub
-from .repo import CommitInfo, Repo, Tree
-from .transport import ALIVE_PREFIX, ZERO, BranchMoved, Transport, require
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .failures import scrub
+    from .repo import CommitInfo, Repo, Tree
+    from .transport import ALIVE_PREFIX, ZERO, BranchMoved, Transport, require
+
+_HOME = {
+    "scrub": "failures",
+    "CommitInfo": "repo",
+    "Repo": "repo",
+    "Tree": "repo",
+    "ALIVE_PREFIX": "transport",
+    "ZERO": "transport",
+    "BranchMoved": "transport",
+    "Transport": "transport",
+    "require": "transport",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(name)
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+
 
 __all__ = ["ALIVE_PREFIX", "ZERO", "BranchMoved", "CommitInfo", "Repo", "Transport", "Tree", "require", "scrub"]

@@ -202,6 +202,18 @@ class Repo:
             out.append((str(entry.name), str(entry.id), obj if isinstance(obj, pygit2.Tree) else None))
         return out
 
+    def entries(self, tree: pygit2.Tree) -> list[tuple[str, str, str]]:
+        """(name, id, "tree" or "blob" or ...) of each entry of ``tree``, reading nothing below it."""
+        return [(str(e.name), str(e.id), str(e.type_str)) for e in tree]
+
+    def tree(self, oid: str) -> pygit2.Tree | None:
+        """The tree ``oid``, or None if it is missing or not a tree."""
+        try:
+            obj = self.repo[oid]
+        except (KeyError, ValueError):
+            return None
+        return obj if isinstance(obj, pygit2.Tree) else None
+
     def blobs(self, tree: pygit2.Tree) -> Iterator[tuple[str, bytes]]:
         odb = self.repo.odb
         for entry in tree:

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from .. import audit, rules, units
+from .. import audit, rules, units, views
 from ..cas import NoWrite, Write
 from ..identity import agent_email
 from ..ids import task_path
@@ -48,14 +48,17 @@ def silence(silent_after: int | str | None, *, allow_zero: bool) -> int | None:
     return units.seconds(silent_after, "--silent-after", allow_zero=allow_zero)
 
 
-def stale(store: Store, silent_after: int | str | None, offline: bool) -> StaleReport:
+def stale(store: Store, silent_after: int | str | None, offline: bool, limit: int | None = None) -> StaleReport:
     """Expired (and silent) claims; see :meth:`gitclaim.api.Store.stale`."""
     quiet = silence(silent_after, allow_zero=True)
+    if limit is not None:
+        units.count(limit, "--limit", lowest=0)
     tip = store._tip(offline)
     tasks, problems = store.snapshot(tip).scan()
     now = utc(store.clock())
     seen = store.transport.fetch_alive()
-    return StaleReport(tuple(stale_claims(tasks, now, seen, quiet)), tip, now, tuple(problems))
+    shown, total, cut = views.first(stale_claims(tasks, now, seen, quiet), limit)
+    return StaleReport(shown, tip, now, tuple(problems), total, cut)
 
 
 def reap(store: Store, silent_after: int | str | None, agent: str | None) -> ReapResult:

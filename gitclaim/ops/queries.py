@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from .. import audit, rules, units, views
+from .. import audit, readindex, rules, selection, units, views
 from ..errors import BadInput
-from ..ids import validate_id
-from ..model import STATES, sort_key_ready, utc
+from ..ids import task_path, validate_id
+from ..model import STATES, Problem, Task, parse_task, utc
 from ..results import History, Listing, TaskView
 from . import history
 
@@ -20,11 +20,14 @@ GRAPH_FORMATS = ("dot", "mermaid")
 
 
 def list_tasks(
-    store: Store, state: Iterable[str] | None, holder: str | None, tag: str | None, offline: bool
+    store: Store,
+    state: Iterable[str] | None,
+    holder: str | None,
+    tag: str | None,
+    offline: bool,
+    limit: int | None = None,
 ) -> Listing:
     """Tasks filtered by state(s), holder and tag, ordered like ``ready``."""
-    tip = store._tip(offline)
-    tasks, problems = store.snapshot(tip).scan()
     states = set(state) if state else None
     if states:
         unknown = states - set(STATES)
@@ -33,21 +36,43 @@ def list_tasks(
                 f"unknown state(s) {', '.join(sorted(unknown))}; known: {', '.join(STATES)}",
                 states=sorted(unknown),
             )
-    out = [
-        t
-        for t in tasks
-        if (states is None or t.state.value in states)
-        and (holder is None or t.holder == holder)
-        and (tag is None or tag in t.tags)
-    ]
-    out.sort(key=sort_key_ready)
-    return Listing(tuple(out), tuple(problems), tip)
-
-
-def ready(store: Store, offline: bool) -> Listing:
+    _limit(limit)
     tip = store._tip(offline)
-    tasks, problems = store.snapshot(tip).scan()
-    return Listing(tuple(rules.ready(tasks)), tuple(problems), tip)
+    idx = store.read_index(tip)
+    return _listing(store, tip, idx, selection.listed(idx.rows(), states, holder, tag), limit)
+
+
+def ready(store: Store, offline: bool, limit: int | None = None) -> Listing:
+    _limit(limit)
+    tip = store._tip(offline)
+    idx = store.read_index(tip)
+    return _listing(store, tip, idx, selection.ready(idx.rows()), limit)
+
+
+def _limit(limit: int | None) -> None:
+    if limit is not None:
+        units.count(limit, "--limit", lowest=0)
+
+
+def _listing(store: Store, tip: str, idx: readindex.Index, rows: list[readindex.Row], limit: int | None) -> Listing:
+    shown, total, cut = views.first(rows, limit)
+    return Listing(_tasks(store, tip, shown), _problems(idx), tip, total, cut)
+
+
+def _problems(idx: readindex.Index) -> tuple[Problem, ...]:
+    return tuple(Problem(*p) for p in idx.problems())
+
+
+def _tasks(store: Store, tip: str, rows: Sequence[readindex.Row]) -> tuple[Task, ...]:
+    """The whole tasks of ``rows``, read from their files (through the parse cache when they are many)."""
+    if len(rows) > 500:
+        by_id = {t.id: t for t in store.snapshot(tip).scan()[0]}
+        return tuple(by_id[r[readindex.ID]] for r in rows)
+    repo = store.repo
+    return tuple(
+        parse_task(repo.blob(r[readindex.BLOB]), expected_id=r[readindex.ID], path=task_path(r[readindex.ID]))
+        for r in rows
+    )
 
 
 def show(store: Store, task_id: str, offline: bool, history_limit: int | None) -> TaskView:
@@ -62,23 +87,29 @@ def show(store: Store, task_id: str, offline: bool, history_limit: int | None) -
     return TaskView(task, tuple(rules.blockers(task, deps)), hist, tip, history_cut=cut)
 
 
-def board(store: Store, offline: bool) -> views.Board:
+def board(store: Store, offline: bool, limit: int | None = None) -> views.Board:
+    _limit(limit)
     tip = store._tip(offline)
-    tasks, problems = store.snapshot(tip).scan()
-    return views.board(tasks, tip, problems)
+    idx = store.read_index(tip)
+    pages = {s: views.first(rows, limit) for s, rows in selection.columns(idx.rows()).items()}
+    shown = {s: _tasks(store, tip, p[0]) for s, p in pages.items()}
+    totals = {s: p[1] for s, p in pages.items()}
+    return views.Board(shown, tip, _problems(idx), totals, any(p[2] for p in pages.values()))
 
 
-def who(store: Store, offline: bool) -> views.Who:
+def who(store: Store, offline: bool, limit: int | None = None) -> views.Who:
+    _limit(limit)
     tip = store._tip(offline)
     tasks, problems = store.snapshot(tip).scan()
     seen = {} if offline else store.transport.fetch_alive()
-    return views.who(tasks, tip, utc(store.clock()), seen, problems)
+    return views.who(tasks, tip, utc(store.clock()), seen, problems, limit)
 
 
-def blocked(store: Store, offline: bool) -> views.BlockedView:
+def blocked(store: Store, offline: bool, limit: int | None = None) -> views.BlockedView:
+    _limit(limit)
     tip = store._tip(offline)
     tasks, problems = store.snapshot(tip).scan()
-    return views.blocked(tasks, tip, problems)
+    return views.blocked(tasks, tip, problems, limit)
 
 
 def graph(store: Store, fmt: str, offline: bool) -> views.Graph:
