@@ -38,17 +38,22 @@ from .servers import (
 S = TypeVar("S", bound=Server)
 
 
+def isolate_home(mp: pytest.MonkeyPatch, home: Path) -> None:
+    """HOME, git's global configuration and the agent's name, away from the machine's.
+    Also for a module-scoped fixture, which runs before the per-test home exists."""
+    mp.setenv("HOME", str(home))
+    mp.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    mp.delenv("GITCLAIM_AGENT", raising=False)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    home = tmp_path_factory.mktemp("home")
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    isolate_home(monkeypatch, tmp_path_factory.mktemp("home"))
     monkeypatch.setenv("GIT_AUTHOR_NAME", "test")
     monkeypatch.setenv("GIT_AUTHOR_EMAIL", "test@example.invalid")
     monkeypatch.setenv("GIT_COMMITTER_NAME", "test")
     monkeypatch.setenv("GIT_COMMITTER_EMAIL", "test@example.invalid")
-    monkeypatch.delenv("GITCLAIM_AGENT", raising=False)
     monkeypatch.delenv("GITCLAIM_DEBUG", raising=False)
     for name in ("GITCLAIM_TOKEN", "GITCLAIM_CA_BUNDLE", "GITCLAIM_SSH_KEY", "SSH_AUTH_SOCK"):
         monkeypatch.delenv(name, raising=False)

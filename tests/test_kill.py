@@ -114,7 +114,7 @@ def test_agents_killed_at_random_points_lose_nothing(remote: Remote, tmp_path: P
 
 def test_a_damaged_local_copy_is_repaired_from_the_remote(remote: Remote, tmp_path: Path) -> None:
     """The clone's copy is a cache of the remote: a tracking ref naming an
-    object that is not there, and a garbled parsed-task cache, cost nothing."""
+    object that is not there, and a garbled parsed-task cache or read index, cost nothing."""
     admin = Store(clone(remote, tmp_path / "admin"), agent="admin")
     admin.init()
     admin.add_many([{"id": "t1", "title": "a"}, {"id": "t2", "title": "b"}])
@@ -124,7 +124,8 @@ def test_a_damaged_local_copy_is_repaired_from_the_remote(remote: Remote, tmp_pa
     # git itself refuses to point a ref at a missing object, so write the file
     (path / ".git" / "refs" / "remotes" / "origin").mkdir(parents=True, exist_ok=True)
     (path / ".git" / "refs" / "remotes" / "origin" / "gitclaim").write_text("1" * 40 + "\n")
-    cache_files = [f for f in (path / ".git" / "gitclaim" / "cache").rglob("*") if f.is_file()]
+    derived = [path / ".git" / "gitclaim" / where for where in ("cache", "index")]  # parsed tasks, the read index
+    cache_files = [f for d in derived for f in d.rglob("*") if f.is_file()]
     assert cache_files
     for f in cache_files:
         f.write_bytes(b"\x80garbage")

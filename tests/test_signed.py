@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import isolate_home, run_cli
 from tests.keys import keygen, public
 from tests.servers import GIT, GitDaemon, Remote, clone, copy_remote, git, make_bare
 from tests.test_enforce import cli_json, edit, git_as, remote_lines, violation_lines
@@ -59,11 +59,7 @@ def ok(r: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
 def base(tmp_path_factory: pytest.TempPathFactory, git_daemon: GitDaemon) -> Iterator[Base]:
     root = tmp_path_factory.mktemp("signed-base")
     with pytest.MonkeyPatch.context() as mp:  # module scope: before the per-test HOME exists
-        home = root / "home"
-        mp.setenv("HOME", str(home))
-        mp.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-        mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
-        mp.delenv("GITCLAIM_AGENT", raising=False)
+        isolate_home(mp, root / "home")
         mp.delenv("SSH_AUTH_SOCK", raising=False)
         keys = {name: keygen(root / "keys" / name, comment=f"{name}@test") for name in NAMES}
         name = f"s{uuid.uuid4().hex[:12]}.git"

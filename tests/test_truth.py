@@ -30,7 +30,7 @@ import pytest
 
 from gitclaim import Store
 from gitclaim.ids import task_path
-from tests.conftest import run_cli
+from tests.conftest import isolate_home, run_cli
 from tests.servers import GIT, GitDaemon, Remote, clone, copy_remote, git, make_bare
 from tests.test_enforce import cli_json, commit, edit, git_as, remote_lines, violation_lines
 
@@ -52,11 +52,7 @@ class Base:
 def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Base]:
     root = tmp_path_factory.mktemp("truth-base")
     with pytest.MonkeyPatch.context() as mp:  # module scope: before the per-test HOME exists
-        home = root / "home"
-        mp.setenv("HOME", str(home))
-        mp.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-        mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
-        mp.delenv("GITCLAIM_AGENT", raising=False)
+        isolate_home(mp, root / "home")
         bare = make_bare(root / "plain.git")
         work = root / "admin"
         git("clone", "-q", str(bare), str(work))
