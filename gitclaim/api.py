@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from . import readindex, views
+from . import compaction, readindex, views
 from .cache import FolderCache
 from .cas import NoWrite, Outcome, RetryPolicy, Write, mutate
 from .errors import NotAllowed, PushRejected
@@ -38,11 +38,13 @@ from .model import utc
 from .ops import add as add_ops
 from .ops import bootstrap, leases, queries, signers, verbs
 from .ops import claim as claim_ops
+from .ops import compact as compact_ops
 from .ops import edit as edit_ops
 from .ops import verify as verify_ops
 from .refnames import DEFAULT_BRANCH, DEFAULT_REMOTE, validate_branch, validate_remote
 from .results import (
     AddResult,
+    CompactResult,
     HeartbeatResult,
     History,
     InitResult,
@@ -108,6 +110,7 @@ class Store:
         if self._transport is None:
             self._transport = self.repo.transport(self.remote_name, self.branch_name)
             self._transport.progress = self.progress
+            self._transport.rewrite_check = compaction.guard(self._transport)
         return self._transport
 
     @property
@@ -442,3 +445,10 @@ class Store:
     ) -> VerifyResult:
         """Replay the store branch's history through every check. Raises :class:`VerifyFailed`."""
         return verify_ops.verify(self, since, admins, offline)
+
+    # --- bounded history (docs/operators.md; gitclaim.ops.compact) -------------
+
+    def compact(self, *, agent: str | None = None) -> CompactResult:
+        """Replace the store branch's history with one commit, keeping it in an archive ref.
+        Operators only. Raises :class:`NotAllowed`, :class:`RetriesExhausted`."""
+        return compact_ops.compact(self, agent)

@@ -100,6 +100,8 @@ class Record:
     cleared: tuple[Cleared, ...] = ()  # claims of other tasks cleared in the same commit
     schema: str | None = None  # init
     at: str | None = None  # heartbeat
+    compacts: str | None = None  # compact: the tip whose history it replaces
+    archive: str | None = None  # compact: the ref that keeps that history
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -121,6 +123,8 @@ class Record:
             ("To-Agent", self.to_agent),
             ("Note", self.note),
             ("Lease-Seconds", None if self.lease_seconds is None else str(self.lease_seconds)),
+            ("Compacts", self.compacts),
+            ("Archive", self.archive),
         )
         out += [(k, v) for k, v in optional if v is not None]
         out += [("Field", f) for f in self.fields]
@@ -178,6 +182,8 @@ def read(msg: str) -> Record | None:
         cleared=tuple(cleared),
         schema=first("Schema"),
         at=first("At"),
+        compacts=first("Compacts"),
+        archive=first("Archive"),
     )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from . import audit, labels
+from . import audit, compaction, labels
 from .errors import BadInput, StoreCorrupt
 from .git import ALIVE_PREFIX, CommitInfo, Repo, Tree
 from .ids import STORE_FILE, task_path, validate_agent
@@ -62,6 +62,8 @@ def verdict(
     then name its file), for a view of its history."""
     if len(info.parents) > 1:
         return _merge_verdict(repo, info, now=now, seen=seen, about=about)
+    if compaction.claim_of(info) is not None:
+        return Verdict((), ())  # moves nothing: whether it is an honest one is compaction.violations'
     parent = info.parents[0] if info.parents else None
     new_tree = repo.commit_tree(info.id)
     old_tree = repo.commit_tree(parent) if parent is not None else None
@@ -159,20 +161,29 @@ def check_push(
     now: datetime,
     seen: Mapping[str, datetime],
     judge: Judge | None = None,
+    pushed: Mapping[str, str | None] | None = None,
 ) -> list[Violation]:
     """Violations of moving the store branch from ``old`` to ``new`` (None: absent);
-    with ``judge``, the identity rules too (:mod:`gitclaim.trust`)."""
+    with ``judge``, the identity rules too (:mod:`gitclaim.trust`). The one
+    rewrite allowed is a compaction (:mod:`gitclaim.compaction`); ``pushed``:
+    the other refs the same push sets, where its archive ref may be."""
     ref = f"refs/heads/{branch}"
     if new is None:
         return [Violation(ref, "history", f"the store branch {branch} must not be deleted")]
     if old is not None and not repo.has(old):
         return [Violation(ref, "history", f"{old[:10]} (the remote tip) is unknown here: fetch first")]
+    if old is not None and old != new:
+        compacted = compaction.violations(repo, old, new, branch=branch, judge=judge, pushed=pushed or {})
+        if compacted is not None:
+            return compacted
     if old is not None and not repo.is_ancestor(old, new):
         return [Violation(ref, "history", f"the push rewrites {branch}: the store branch is never force-pushed")]
     commits = repo.new_commits(old, new, MAX_COMMITS)
     if commits is None:
         return [Violation(ref, "history", f"more than {MAX_COMMITS} new commits in one push")]
     roots = [c for c in commits if not c.parents]
+    if any(compaction.claim_of(c) is not None for c in roots):
+        return [Violation(ref, "compact", "a compaction replaces the branch's tip; it starts no history of its own")]
     if roots and (old is not None or len(roots) > 1):
         return [Violation(ref, "history", f"{roots[-1].id[:10]} starts a new history on {branch}")]
     out: list[Violation] = []

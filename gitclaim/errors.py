@@ -37,6 +37,7 @@ class ExitCode(IntEnum):
     STORE_VANISHED = 20
     VERIFY_FAILED = 21
     NOT_ALLOWED = 22
+    STORE_REWRITTEN = 23
     INTERRUPTED = 130  # SIGINT (Ctrl-C), by the shell's convention 128 + 2
     PIPE_CLOSED = 141  # the reader closed our output: 128 + SIGPIPE, as git exits
 
@@ -255,6 +256,35 @@ class StoreVanished(GitclaimError):
             branch=branch,
             remote=remote,
             last_tip=last,
+        )
+
+
+class StoreRewritten(GitclaimError):
+    """The remote's store branch was replaced by a history that does not hold the
+    tip this clone saw, and the replacement is not an honest compaction."""
+
+    exit_code = ExitCode.STORE_REWRITTEN
+    code = "store_rewritten"
+    meaning = (
+        "the store branch on the remote was force-pushed with a history that drops what this clone saw"
+        " (details: `last_tip`, `tip`, `reason`), and it is not a compaction gitclaim accepts; nothing was changed"
+    )
+    hint = (
+        "the history this clone saw is kept under refs/gitclaim/last/; ask an operator to put it back"
+        " (`git push REMOTE LAST_TIP:refs/heads/BRANCH` after a look at both) and to protect the branch"
+        " with gitclaim's server hook (docs/enforcement.md)"
+    )
+
+    @classmethod
+    def of(cls, branch: str, remote: str, last: str, tip: str, reason: str) -> StoreRewritten:
+        return cls(
+            f"the store branch {branch!r} on {remote} was rewritten: {tip[:10]} replaces {last[:10]}, which this"
+            f" clone saw, and {reason}; nothing was changed",
+            branch=branch,
+            remote=remote,
+            last_tip=last,
+            tip=tip,
+            reason=reason,
         )
 
 

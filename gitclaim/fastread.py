@@ -230,6 +230,9 @@ def _tip(call: Call) -> tuple[Repo, tuple[Path, str]]:
     remote = validate_remote(call.remote or configured[0] or DEFAULT_REMOTE)
     branch = validate_branch(call.branch or configured[1] or DEFAULT_BRANCH)
     t = repo.transport(remote, branch)
+    from .compaction import guard
+
+    t.rewrite_check = guard(t)
     tip = require(t.local_tip() if call.args["offline"] else t.fetch(), t.remote, t.branch)
     _remember_route(call.repo, repo.common_dir, configured)
     return repo, (index_path(repo.common_dir, remote, branch), tip)

@@ -10,8 +10,10 @@ import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+from .compaction import archive_update
 from .enforce import check_liveness, check_push, last_seen, render
 from .git import ALIVE_PREFIX, ZERO, Repo
+from .ids import ARCHIVE_PREFIX
 from .install import hooks_dir, run_chained
 from .judge import Judge
 from .validate import Violation
@@ -76,12 +78,16 @@ def _check_update(
     now: datetime,
     seen: Mapping[str, datetime],
     judge: Judge,
+    pushed: Mapping[str, str | None] | None = None,
 ) -> list[Violation]:
-    """Violations of one ref update of a push; other branches pass untouched."""
+    """Violations of one ref update of a push; other branches pass untouched.
+    ``pushed``: every ref the push sets (a compaction's archive ref comes with it)."""
     if ref.startswith(ALIVE_PREFIX):
         return check_liveness(ref, new, judge, repo.ref(f"refs/heads/{branch}"))
+    if ref.startswith(ARCHIVE_PREFIX):
+        return archive_update(repo, ref, old, new, branch)
     if ref == f"refs/heads/{branch}":
-        return check_push(repo, old, new, branch=branch, now=now, seen=seen, judge=judge)
+        return check_push(repo, old, new, branch=branch, now=now, seen=seen, judge=judge, pushed=pushed)
     return []
 
 
@@ -98,12 +104,10 @@ def pre_receive(raw: bytes) -> int:
     seen = last_seen(repo)
     judge = server_judge(repo)
     bad: list[Violation] = []
-    for line in lines:
-        parts = line.split()
-        if len(parts) != 3:
-            continue
-        old, new, ref = _sha(parts[0]), _sha(parts[1]), parts[2]
-        bad += _check_update(repo, old, new, ref, branch=branch, now=now, seen=seen, judge=judge)
+    updates = [(_sha(p[0]), _sha(p[1]), p[2]) for p in (line.split() for line in lines) if len(p) == 3]
+    pushed = {ref: new for _, new, ref in updates}
+    for old, new, ref in updates:
+        bad += _check_update(repo, old, new, ref, branch=branch, now=now, seen=seen, judge=judge, pushed=pushed)
     if bad:
         sys.stderr.write(render(bad) + "\n")
         return 1
@@ -144,12 +148,15 @@ def pre_push(args: list[str], raw: bytes) -> int:
     now = datetime.now(UTC)
     seen = last_seen(repo)
     bad: list[Violation] = []
-    for line in raw.decode(errors="replace").splitlines():
-        parts = line.split()
-        if len(parts) != 4 or parts[2] != f"refs/heads/{branch}":
+    lines = [p for p in (line.split() for line in raw.decode(errors="replace").splitlines()) if len(p) == 4]
+    pushed = {p[2]: _sha(p[1]) for p in lines}
+    for parts in lines:
+        if parts[2] != f"refs/heads/{branch}":
             continue
         judge = Judge(repo)  # a client cannot know its pusher: the server checks that
-        bad += check_push(repo, _sha(parts[3]), _sha(parts[1]), branch=branch, now=now, seen=seen, judge=judge)
+        bad += check_push(
+            repo, _sha(parts[3]), _sha(parts[1]), branch=branch, now=now, seen=seen, judge=judge, pushed=pushed
+        )
     if bad:
         sys.stderr.write(render(bad) + "\n")
         return 1

@@ -25,6 +25,7 @@ GENERATED_MIN_LEN = 4
 
 TASKS_DIR = "tasks"
 STORE_FILE = "gitclaim.toml"
+ARCHIVE_PREFIX = "refs/gitclaim/archive/"  # create-only refs: the histories compactions replaced
 
 
 def validate_id(task_id: object) -> str:

@@ -97,7 +97,6 @@ class Judge:
             return [Violation(ref, "liveness", f"{pusher} may not renew the lease of {agent}")]
         return []
 
-
     def heartbeat_signature(self, ref: str, agent: str, new: str, tip: str | None) -> list[Violation]:
         """Where the store requires signatures, a heartbeat is signed by its agent's key:
         without it anyone could keep another agent's lease alive, or let it lapse."""

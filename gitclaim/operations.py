@@ -485,6 +485,18 @@ OPERATIONS: tuple[Operation, ...] = (
         " (github.com) runs in CI on every push to the store branch (docs/identity.md).",
     ),
     Operation(
+        "compact",
+        "Replace the store branch's history with one commit; keep the history in a create-only archive ref.",
+        (AGENT,),
+        Effect.CHANGE,
+        "compacted",
+        (E.NotAllowed, E.RetriesExhausted),
+        "Operators only, signed where the store requires signatures. One push creates"
+        " refs/gitclaim/archive/BRANCH/DATE-TIP at the old tip and moves the branch to a parentless commit"
+        " holding the same tree: fresh clones fetch one commit, and log, show and verify read on through the"
+        " archive. The server hook accepts no other rewrite (docs/operators.md).",
+    ),
+    Operation(
         "hooks",
         "Install the hooks that enforce the store's rules on every push.",
         result="installed",
@@ -584,6 +596,7 @@ RESULTS: dict[str, tuple[str, tuple[str, ...]]] = {  # the shape, and the terms 
         (),
     ),
     "verified": ("{ok, commits, since, tip, violations: [violation]}", ("violation",)),
+    "compacted": ("{old_tip, tip, archive, replaced, changed, retries}", ()),
     "demo": (
         "{folder, agents, tasks, per_agent, claims, double_claims, not_done, retries, seconds, commits, ok}",
         (),

@@ -118,6 +118,7 @@ def parse(access: bytes | None, signers: bytes | None) -> Policy:
 def dump(policy: Policy) -> bytes:
     """The access file of ``policy``."""
     import tomli_w  # only an admin writes one: the hooks never load it
+
     doc: dict[str, Any] = {
         "schema": SCHEMA,
         "kind": "gitclaim-access",

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .model import Problem, Task
     from .results import (
         AddResult,
+        CompactResult,
         HeartbeatResult,
         History,
         InitResult,
@@ -312,6 +313,16 @@ def policy(r: PolicyResult) -> None:
         out.print(f"  {escape(s['name']):<16} {escape(s['fingerprint'])}")
 
 
+def compacted(r: CompactResult) -> None:
+    if not r.changed:
+        out.print(f"nothing to compact: the store branch is one commit ({r.tip[:10]})")
+        return
+    out.print(
+        f"compacted: {r.replaced:,} commits replaced by {r.tip[:10]}; the history is kept in {escape(r.archive or '')}"
+        f" (at {r.old_tip[:10]})"
+    )
+
+
 def verified(r: VerifyResult) -> None:
     since = f" after {r.since[:10]}" if r.since else " from the root"
     out.print(f"[green]ok[/]: {r.commits} commits{since} to {r.tip[:10]} keep the store's rules")
@@ -434,6 +445,7 @@ RENDERERS: dict[str, Callable[[Any], None]] = {
     "installed": installed,
     "policy": policy,
     "verified": verified,
+    "compacted": compacted,
     "demo": demo,
 }
 

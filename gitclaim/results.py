@@ -236,6 +236,26 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class CompactResult:
+    old_tip: str  # the tip whose history was replaced
+    tip: str  # the compaction commit (the old tip when nothing was done)
+    archive: str | None  # the ref that keeps the old history
+    replaced: int  # commits the old history held
+    changed: bool
+    retries: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "old_tip": self.old_tip,
+            "tip": self.tip,
+            "archive": self.archive,
+            "replaced": self.replaced,
+            "changed": self.changed,
+            "retries": self.retries,
+        }
+
+
+@dataclass(frozen=True)
 class VerifyResult:
     ok: bool
     commits: int  # how many were checked

@@ -179,9 +179,7 @@ def test_namespaces_and_validity_windows_limit_a_key(tmp_path: Path) -> None:
     assert sshsig.verify(b"p", keygen_sign(key, b"p", "release-1"), only_files, namespace="release-1") is not None
     not_git = sshsig.AllowedSigners.parse(f'alice@x namespaces="*,!git" {k.line()}\n')
     assert sshsig.verify(b"p", sig, not_git) is None
-    window = sshsig.AllowedSigners.parse(
-        f'alice@x valid-after="20240101Z",valid-before="202406301200Z" {k.line()}\n'
-    )
+    window = sshsig.AllowedSigners.parse(f'alice@x valid-after="20240101Z",valid-before="202406301200Z" {k.line()}\n')
     assert sshsig.verify(b"p", sig, window) is None  # no time to check the window against: fail closed
     assert sshsig.verify(b"p", sig, window, at=WHEN) is not None
     assert sshsig.verify(b"p", sig, window, at=datetime(2023, 12, 31, tzinfo=UTC)) is None
@@ -203,14 +201,14 @@ def test_namespaces_and_validity_windows_limit_a_key(tmp_path: Path) -> None:
         ("alice@x ssh-ed25519 AAAA", "not a valid OpenSSH public key"),
         ("alice@x nonsense KEY", "neither a key type"),
         ("alice@x ssh-dss KEY", "neither a key type"),
-        ('alice@x namespaces=git KEY', "needs double quotes"),
+        ("alice@x namespaces=git KEY", "needs double quotes"),
         ('alice@x namespaces="git KEY', "quote in the options is not closed"),
         ('alice@x namespaces="git",namespaces="file" KEY', "more than one 'namespaces'"),
         ('alice@x valid-after="yesterday" KEY', "not a time"),
         ('alice@x valid-after="20241301" KEY', "not a time"),
         ('alice@x valid-after="20240201",valid-before="20240101" KEY', "valid-before is not after valid-after"),
         ('alice@x no-touch-required="x" KEY', "unknown option"),
-        ("alice@x namespaces=\"git\",, KEY", "empty option"),
+        ('alice@x namespaces="git",, KEY', "empty option"),
         ('alice@x namespaces="git"', "missing|not an OpenSSH public key"),
         ('"alice KEY', "quote is not closed"),
         ("alice@x,,bob@x KEY", "empty principal"),

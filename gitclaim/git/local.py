@@ -12,6 +12,7 @@ import pygit2
 from pygit2.enums import ObjectType, RepositoryOpenFlag
 
 from ..errors import (
+    PushRejected,
     RemoteUnreachable,
     StoreLocked,
 )
@@ -152,6 +153,33 @@ class LocalTransport(Transport):
                 assert isinstance(obj, pygit2.Tree)
                 todo.extend(e.id for e in obj)
             dst.write(typ, data)
+
+    def replace(self, new: str, expected: str, archive: str) -> None:
+        remote = self._open()
+        try:
+            self._copy_objects(new)
+            with remote.transaction() as txn:
+                txn.lock_ref(self.remote_ref)
+                txn.lock_ref(archive)
+                ref = remote.references.get(self.remote_ref)
+                current = None if ref is None else str(ref.target)
+                if current != expected:
+                    raise BranchMoved(current)
+                if remote.references.get(archive) is not None:
+                    raise PushRejected(f"{archive} exists on {self.remote} already; archive refs are never moved")
+                txn.set_target(archive, pygit2.Oid(hex=expected), message="gitclaim: archive")
+                txn.set_target(self.remote_ref, pygit2.Oid(hex=new), message="gitclaim: compact")
+        except pygit2.GitError as e:
+            if "lock" in str(e):
+                raise BranchMoved(None) from None
+            raise RemoteUnreachable(
+                f"cannot update {self.remote_ref} in {self.path}: {error_text(e)}", remote=self.remote
+            ) from None
+        except OSError as e:
+            raise RemoteUnreachable(
+                f"cannot write objects into {self.path}: {error_text(e)}", remote=self.remote
+            ) from None
+        self._pushed(new)
 
     def push(self, new: str, expected: str | None, paths: Iterable[str] | None = None) -> None:
         remote = self._open()

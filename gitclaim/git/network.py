@@ -73,7 +73,14 @@ class NetworkTransport(Transport):
         return scrub(shown)
 
     def _fetch_tip(self) -> str | None:
-        return self._fetch_branch()
+        # A clone with no copy of the store branch fetches its tip alone: a claim
+        # needs the tree, not a year of history (log, show and verify deepen).
+        first = self.local_tip() is None and self.last_seen() is None and self._shallow_ok()
+        return self._fetch_branch(depth=1 if first else 0)
+
+    def _shallow_ok(self) -> bool:
+        value = (self.repo.config_get("gitclaim.shallow") or "true").strip().lower()
+        return value not in ("false", "no", "off", "0")
 
     def push_alive(self, agent: str, commit: str) -> None:
         tmp = self._push_ref(commit)
@@ -130,6 +137,16 @@ class NetworkTransport(Transport):
 
     def push(self, new: str, expected: str | None, paths: Iterable[str] | None = None) -> None:
         tmp = self._push_ref(new)
+        self._push([f"{tmp}:{self.remote_ref}"], [tmp], new, expected)
+
+    def replace(self, new: str, expected: str, archive: str) -> None:
+        # One push, archive first: receive-pack updates refs in order, so a
+        # per-ref hook (gitolite's VREF) sees the archive before the branch moves.
+        # The forced update still swaps only from ``expected`` (push_negotiation).
+        keep, tmp = self._push_ref(expected), self._push_ref(new)
+        self._push([f"{keep}:{archive}", f"+{tmp}:{self.remote_ref}"], [keep, tmp], new, expected)
+
+    def _push(self, specs: list[str], tmps: list[str], new: str, expected: str | None) -> None:
         git = self.repo.repo
         cb = PushCallbacks(
             self.remote_ref,
@@ -139,7 +156,7 @@ class NetworkTransport(Transport):
             identities_only=self.identities_only,
         )
         try:
-            self._git_remote().push([f"{tmp}:{self.remote_ref}"], callbacks=cb)
+            self._git_remote().push(specs, callbacks=cb)
         except BranchMoved:
             cb.succeeded()  # the server answered: whatever credential it took was good
             raise
@@ -161,8 +178,9 @@ class NetworkTransport(Transport):
                 cb, e, f"cannot push {self.branch} to {self.remote} ({self._shown_url()})", self.remote, self.url
             ) from None
         finally:
-            with contextlib.suppress(KeyError, pygit2.GitError, OSError):
-                git.references.delete(tmp)
+            for tmp in tmps:
+                with contextlib.suppress(KeyError, pygit2.GitError, OSError):
+                    git.references.delete(tmp)
         cb.succeeded()
         if cb.moved:
             raise BranchMoved(cb.moved_to)

@@ -286,6 +286,14 @@ class Repo:
         _, data = self.repo.odb.read(pygit2.Oid(hex=oid))
         return bytes(data)
 
+    def reopen(self) -> None:
+        """Open the repository again: libgit2 reads a clone's shallow list once, when opened."""
+        self.repo = pygit2.Repository(self.repo.path)
+
+    def is_shallow(self) -> bool:
+        """Whether this clone holds only part of some history (a depth-limited fetch)."""
+        return bool(self.repo.is_shallow)
+
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         if ancestor == descendant:
             return True
@@ -306,8 +314,10 @@ class Repo:
         email: str,
         when: datetime,
         sign: Callable[[bytes], str] | None = None,
+        tree_of: str | None = None,
     ) -> str:
         """Write a commit on ``parent`` replacing ``files``; rewrite only their trees.
+        ``tree_of``: a parentless commit starts from that commit's tree (a compaction).
 
         ``sign`` turns the commit's bytes into an armoured signature (gitclaim.signing),
         which goes into a ``gpgsig`` header: the object is byte-identical to what
@@ -315,7 +325,8 @@ class Repo:
         written, and what ``sign`` raises.
         """
         repo = self.repo
-        tree = self._write_tree(self.commit_tree(parent) if parent is not None else None, files)
+        base = parent if parent is not None else tree_of
+        tree = self._write_tree(self.commit_tree(base) if base is not None else None, files)
         sig = pygit2.Signature(author, email, int(when.timestamp()), 0)
         parents: list[str | pygit2.Oid] = [pygit2.Oid(hex=parent)] if parent is not None else []
         content, signature = "", None

@@ -18,6 +18,7 @@ from pygit2.enums import FetchPrune, Option
 if TYPE_CHECKING:
     pass
 from ..errors import BadInput, LocalIOError, NotInitialized, StoreVanished
+from ..ids import ARCHIVE_PREFIX
 from .failures import NoMoreCredentials, error_text, lock_named, network_error
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ class BranchMoved(Exception):
         self.lock = lock
 
 
+UNSHALLOW = 2147483647  # libgit2's GIT_FETCH_DEPTH_UNSHALLOW: fetch what a shallow clone lacks
 STALE_LOCK_SECONDS = 10.0  # a writer holds a ref's lock for milliseconds; one this old was left behind
 
 
@@ -97,6 +99,9 @@ class Transport:
         self.tracking_ref = f"refs/remotes/{remote}/{branch}"
         self.last_ref = f"refs/gitclaim/last/{remote}/{branch}"
         self.progress: Progress | None = None
+        # Set by the store: judges a tip that does not descend from the last one
+        # seen (a compaction, or a forged rewrite); raises to refuse it.
+        self.rewrite_check: Callable[[str, str], None] | None = None
 
     def local_tip(self) -> str | None:
         """The last tip we saw (may be stale). No network."""
@@ -113,6 +118,9 @@ class Transport:
         """
         tip = self._fetch_tip()
         if tip is not None:
+            last = self.last_seen()
+            if last is not None and last != tip and self.rewrite_check is not None:
+                self.rewrite_check(last, tip)
             self._saw(tip)
             return tip
         last = self.last_seen()
@@ -148,6 +156,19 @@ class Transport:
         """
         raise NotImplementedError
 
+    def replace(self, new: str, expected: str, archive: str) -> None:
+        """Compaction: create ``archive`` at ``expected`` and move the branch from
+        ``expected`` to ``new``, which does not descend from it (the one forced
+        update gitclaim makes; :mod:`gitclaim.compaction`). Raises as :meth:`push`."""
+        raise NotImplementedError
+
+    def fetch_archives(self, depth: int = 0) -> dict[str, str]:
+        """The remote's archive refs (full names, to their tips), their histories
+        fetched (in a shallow clone, down to what it has, unless ``depth`` says more)."""
+        local = f"refs/gitclaim/archived/{self.remote}/"
+        self._libgit2_fetch(f"+{ARCHIVE_PREFIX}*:{local}*", depth)
+        return {ARCHIVE_PREFIX + name: oid for name, oid in self.repo.refs_under(local).items()}
+
     def push_alive(self, agent: str, commit: str) -> None:
         """Overwrite the agent's liveness ref (not compare-and-swap: it is the agent's own)."""
         raise NotImplementedError
@@ -168,7 +189,16 @@ class Transport:
     def _shown_url(self) -> str:
         return str(self._git_remote().url)
 
-    def _fetch_branch(self) -> str | None:
+    def deepen(self) -> None:
+        """Fetch the whole history of the store branch into a shallow clone,
+        and of the archives that keep what compactions replaced."""
+        # Archives first: an unshallow fetch of the branch alone drops the shallow
+        # mark of an archived tip whose history is still missing.
+        self.fetch_archives(depth=UNSHALLOW)
+        self._fetch_branch(depth=UNSHALLOW)
+        self.repo.reopen()
+
+    def _fetch_branch(self, depth: int = 0) -> str | None:
         """Fetch the store branch: its tip, or None if the remote has none.
 
         The fetch writes a ref of its own, read and dropped at once, and the
@@ -177,14 +207,14 @@ class Transport:
         """
         tmp = f"refs/gitclaim/fetch/{uuid.uuid4().hex}"
         try:
-            self._libgit2_fetch(f"+{self.remote_ref}:{tmp}")
+            self._libgit2_fetch(f"+{self.remote_ref}:{tmp}", depth)
             tip = self.repo.ref(tmp)
         finally:
             self.repo.set_ref(tmp, None, "gitclaim: fetched")
         self.repo.set_ref(self.tracking_ref, tip, "gitclaim: fetch")
         return tip
 
-    def _libgit2_fetch(self, spec: str) -> None:
+    def _libgit2_fetch(self, spec: str, depth: int = 0) -> None:
         # libgit2 rewrites FETCH_HEAD on every fetch (and pygit2 has no switch for
         # it): put the user's back, so that `git fetch origin main && git merge
         # FETCH_HEAD` never merges the task store.
@@ -194,7 +224,7 @@ class Transport:
         except OSError:
             kept = None
         try:
-            self._fetch_into_clone(spec)
+            self._fetch_into_clone(spec, depth)
         finally:
             with contextlib.suppress(OSError):
                 if kept is None:
@@ -202,7 +232,7 @@ class Transport:
                 elif head.read_bytes() != kept:
                     head.write_bytes(kept)
 
-    def _fetch_into_clone(self, spec: str) -> None:
+    def _fetch_into_clone(self, spec: str, depth: int = 0) -> None:
         from .callbacks import NetCallbacks  # the network's callbacks import this module
 
         remote = self._git_remote()
@@ -216,7 +246,7 @@ class Transport:
 
             callbacks = _Progress(self.repo.config_entries, self._ssh_keys(), self._identities_only())
         try:
-            remote.fetch([spec], prune=FetchPrune.PRUNE, callbacks=callbacks)
+            remote.fetch([spec], prune=FetchPrune.PRUNE, callbacks=callbacks, depth=depth)
         except (OSError, pygit2.GitError, NoMoreCredentials) as e:
             text = error_text(e)
             if isinstance(e, OSError) or (isinstance(e, pygit2.GitError) and self.repo.names_own_files(e)):

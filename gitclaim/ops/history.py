@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from .. import audit, labels, rules
+from .. import audit, compaction, labels, rules
 from ..enforce import verdict
 from ..git import CommitInfo
 from ..ids import task_path
@@ -24,25 +24,55 @@ if TYPE_CHECKING:
     from ..api import Store
 
 
-def entries(store: Store, tip: str, limit: int | None = None) -> Iterator[audit.Entry]:
-    """The audit entries reachable from ``tip`` through every parent, newest first."""
-    for c in store.repo.walk(tip, limit):
+def entries(store: Store, tip: str, limit: int | None = None, *, reach: bool = False) -> Iterator[audit.Entry]:
+    """The audit entries reachable from ``tip`` through every parent, newest first,
+    across compactions (:func:`commits`)."""
+    for c in commits(store, tip, limit, reach=reach):
         yield read(store, c)
 
 
-def task_entries(store: Store, tip: str, task_id: str) -> Iterator[audit.Entry]:
+def task_entries(store: Store, tip: str, task_id: str, *, reach: bool = False) -> Iterator[audit.Entry]:
     """Every commit that changed ``task_id``'s file, newest first, through every
     parent: a commit whose file differs from its parent's, or a merge whose
     file matches none of its parents' (a merge that takes one side's version
     moved nothing: the side's own commit did). Each entry reports that task's
-    move, read from its file before and after."""
+    move, read from its file before and after. A compaction changes no file:
+    the history it replaced follows it."""
     repo = store.repo
     path = task_path(task_id)
-    for c in repo.walk(tip):
+    for c in commits(store, tip, reach=reach):
+        if compaction.claim_of(c) is not None:
+            continue
         mine = repo.tree_entry_id(repo.commit_tree(c.id), path)
         theirs = [repo.tree_entry_id(repo.commit_tree(p), path) for p in c.parents] or [None]
         if mine not in theirs:
             yield read(store, c, about=task_id)
+
+
+def commits(store: Store, tip: str, limit: int | None = None, *, reach: bool = False) -> Iterator[CommitInfo]:
+    """Every commit from ``tip`` through every parent, newest first, and on
+    through each compaction into the history it replaced (kept by its archive
+    ref). With ``reach``, what this clone lacks is fetched first: the whole
+    history of a shallow clone, the archives a compaction names."""
+    repo = store.repo
+    if reach and repo.is_shallow():
+        store.transport.deepen()
+    start: str | None = tip
+    n = 0
+    while start is not None:
+        root = None
+        for c in repo.walk(start, None if limit is None else limit - n):
+            yield c
+            n += 1
+            root = c
+        if root is None or root.parents or (limit is not None and n >= limit):
+            return
+        claim = compaction.claim_of(root)
+        if claim is None:
+            return
+        if reach and not repo.has(claim.compacts):
+            store.transport.fetch_archives()
+        start = claim.compacts if repo.has(claim.compacts) else None
 
 
 def read(store: Store, c: CommitInfo, about: str | None = None) -> audit.Entry:

@@ -83,7 +83,7 @@ def show(store: Store, task_id: str, offline: bool, history_limit: int | None) -
     snap = store.snapshot(tip)
     task = snap.require(task_id)
     deps = snap.tasks_by_id(task.depends_on)
-    hist, cut = _first(history.task_entries(store, tip, task_id), history_limit)
+    hist, cut = _first(history.task_entries(store, tip, task_id, reach=not offline), history_limit)
     return TaskView(task, tuple(rules.blockers(task, deps)), hist, tip, history_cut=cut)
 
 
@@ -126,7 +126,12 @@ def log(store: Store, task_id: str | None, limit: int | None, offline: bool) -> 
     if limit is not None:
         units.count(limit, "--limit")
     tip = store._tip(offline)
-    found = history.entries(store, tip) if task_id is None else history.task_entries(store, tip, task_id)
+    reach = not offline
+    found = (
+        history.entries(store, tip, reach=reach)
+        if task_id is None
+        else history.task_entries(store, tip, task_id, reach=reach)
+    )
     entries, cut = _first(found, limit)
     return History(entries, tip, cut=cut)
 

@@ -13,13 +13,13 @@ commit here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from .. import audit
+from .. import audit, compaction
 from ..enforce import verdict
-from ..errors import BadInput, StoreCorrupt, VerifyFailed
-from ..git import CommitInfo
+from ..errors import BadInput, StoreCorrupt, StoreRewritten, VerifyFailed
+from ..git import CommitInfo, Repo
 from ..judge import Judge, all_violations
 from ..results import Finding, VerifyResult
 from ..validate import Violation
@@ -42,7 +42,7 @@ def anchors(store: Store, admins: Sequence[str] | None) -> str | None:
 
 
 def verify(store: Store, since: str | None, admins: Sequence[str] | None, offline: bool) -> VerifyResult:
-    tip = store._tip(offline)
+    tip = _tip(store, offline)
     repo = store.repo
     start = None
     if since is not None:
@@ -50,15 +50,119 @@ def verify(store: Store, since: str | None, admins: Sequence[str] | None, offlin
             start = repo.resolve(since)
         except Exception:
             raise BadInput(f"--since {since!r} names no commit in this clone", rev=since) from None
-        if not repo.is_ancestor(start, tip):
-            raise BadInput(f"--since {since!r} is not in the store branch's history", rev=since)
+    if not offline and repo.is_shallow():
+        store.transport.deepen()
     judge = Judge(repo, anchors=anchors(store, admins), need_anchor=True)
-    commits = repo.new_commits(start, tip, limit=1 << 40) or []
+    archives = {} if offline else store.transport.fetch_archives()
+    segments = _segments(repo, tip, start, archives)
+    if start is not None and segments[0][0] != start:
+        raise BadInput(f"--since {since!r} is not in the store branch's history", rev=since)
+    found: list[Finding] = []
+    checked = 0
+    for first, (base, head) in enumerate(segments):
+        commits = repo.new_commits(base, head, limit=1 << 40) or []
+        checked += len(commits)
+        found += _check(
+            repo,
+            judge,
+            commits,
+            since=start is not None or first > 0,
+            archives=archives,
+            branch=store.transport.branch,
+            compacts=segments[first - 1][1] if first else None,
+        )
+    if found:
+        shown = "\n".join(f"  {f.commit[:10]} [{f.rule}] {f.author}: {f.message}" for f in found[:20])
+        more = f"\n  ... and {len(found) - 20} more" if len(found) > 20 else ""
+        raise VerifyFailed(
+            f"{len(found)} violations in {checked} commits of the store branch:\n{shown}{more}",
+            violations=[f.to_json() for f in found],
+            commits=checked,
+            tip=tip,
+        )
+    return VerifyResult(True, checked, start, tip)
+
+
+def _tip(store: Store, offline: bool) -> str:
+    """The tip to verify. A rewrite of the branch that is not a compaction, seen
+    against the tip this clone knew, is itself a finding."""
+    try:
+        return store._tip(offline)
+    except StoreRewritten as e:
+        d = e.details
+        raise VerifyFailed(
+            f"1 violation: {e.message}",
+            violations=[
+                {
+                    "commit": d.get("tip"),
+                    "rule": "history",
+                    "path": f"refs/heads/{d.get('branch')}",
+                    "task": None,
+                    "message": e.message,
+                    "author": None,
+                    "agent": None,
+                    "did": "rewrote the store branch",
+                }
+            ],
+            commits=0,
+            tip=d.get("tip"),
+        ) from None
+
+
+def _segments(repo: Repo, tip: str, start: str | None, archives: Mapping[str, str]) -> list[tuple[str | None, str]]:
+    """The histories to check, oldest first, as (exclusive base, head): the
+    branch since its last compaction, and before each compaction the history
+    its archive keeps (as far back as this clone has it, or ``start``)."""
+    out: list[tuple[str | None, str]] = []
+    head: str | None = tip
+    while head is not None:
+        root = _root(repo, head, start)
+        if root == start:
+            out.append((start, head))
+            break
+        claim = compaction.claim_of(repo.commit_info(root)) if root is not None else None
+        if claim is None or not repo.has(claim.compacts):
+            out.append((None, head))
+            break
+        out.append((None, head))  # the compaction and what follows it
+        head = claim.compacts
+    out.reverse()
+    return out
+
+
+def _root(repo: Repo, head: str, start: str | None) -> str | None:
+    """The first-parent root of ``head``'s history, or ``start`` when met first."""
+    c = head
+    while True:
+        if c == start:
+            return start
+        parents = repo.commit_info(c).parents
+        if not parents:
+            return c
+        c = parents[0]
+
+
+def _check(
+    repo: Repo,
+    judge: Judge,
+    commits: Sequence[CommitInfo],
+    *,
+    since: bool,
+    archives: Mapping[str, str],
+    branch: str,
+    compacts: str | None,
+) -> list[Finding]:
+    """Findings in one history, parents first. Its first root is the store's own
+    (``since`` False), or a compaction of ``compacts`` judged by that shape."""
     found: list[Finding] = []
     roots = 0
     for info in commits:
         roots += not info.parents
-        if not info.parents and (start is not None or roots > 1):
+        if not info.parents and compacts is not None and roots == 1:
+            bad = compaction.violations(repo, compacts, info.id, branch=branch, judge=judge, pushed=archives)
+            found += [_finding(info, x, f"compacts {compacts[:10]}") for x in bad or []]
+            continue
+        if not info.parents and (since or roots > 1):
             found.append(_finding(info, Violation("commit", "history", "starts a new history on the branch"), ""))
             continue
         try:
@@ -69,16 +173,7 @@ def verify(store: Store, since: str | None, admins: Sequence[str] | None, offlin
         did = "; ".join([*(m.text() for m in v.moves), *(f"changes {p}" for p in v.policy)])
         did = did or ("a merge" if len(info.parents) > 1 else "no task change")
         found += [_finding(info, x, did) for x in all_violations(judge, info, v)]
-    if found:
-        shown = "\n".join(f"  {f.commit[:10]} [{f.rule}] {f.author}: {f.message}" for f in found[:20])
-        more = f"\n  ... and {len(found) - 20} more" if len(found) > 20 else ""
-        raise VerifyFailed(
-            f"{len(found)} violations in {len(commits)} commits of the store branch:\n{shown}{more}",
-            violations=[f.to_json() for f in found],
-            commits=len(commits),
-            tip=tip,
-        )
-    return VerifyResult(True, len(commits), start, tip)
+    return found
 
 
 def _finding(info: CommitInfo, v: Violation, did: str) -> Finding:
