@@ -446,7 +446,7 @@ class Store:
         """Replay the store branch's history through every check. Raises :class:`VerifyFailed`."""
         return verify_ops.verify(self, since, admins, offline)
 
-    # --- bounded history (docs/operators.md; gitclaim.ops.compact) -------------
+    # --- bounded history (docs/history.md; gitclaim.ops.compact) -------------
 
     def compact(self, *, agent: str | None = None) -> CompactResult:
         """Replace the store branch's history with one commit, keeping it in an archive ref.

@@ -491,10 +491,11 @@ OPERATIONS: tuple[Operation, ...] = (
         Effect.CHANGE,
         "compacted",
         (E.NotAllowed, E.RetriesExhausted),
-        "Operators only, signed where the store requires signatures. One push creates"
+        surfaces=NOT_MCP,
+        details="Operators only, signed where the store requires signatures. One push creates"
         " refs/gitclaim/archive/BRANCH/DATE-TIP at the old tip and moves the branch to a parentless commit"
         " holding the same tree: fresh clones fetch one commit, and log, show and verify read on through the"
-        " archive. The server hook accepts no other rewrite (docs/operators.md).",
+        " archive. The server hook accepts no other rewrite (docs/history.md).",
     ),
     Operation(
         "hooks",

@@ -198,3 +198,17 @@ def test_the_server_hook_takes_an_honest_compaction_by_plain_git(
     p = _try_git("push", "origin", f":{res.archive}", cwd=wc)
     assert p.returncode != 0 and "archive" in p.stderr
     assert _archive_refs(daemon_remote) == {res.archive: old}
+
+
+def test_only_an_operator_compacts_where_the_store_names_roles(
+    path_remote: Remote, make_clone: Callable[[Remote, str], Path]
+) -> None:
+    s = _store(path_remote, make_clone)
+    s.access_grant("operator", "ops")  # the first policy: ops is admin and operator
+    old = path_remote.ref()
+    r = run_cli("compact", "--json", "--agent", "agent-a", cwd=make_clone(path_remote, "agent-a"))
+    assert r.returncode == 22, r.stdout + r.stderr
+    err = json.loads(r.stdout)["error"]
+    assert err["code"] == "not_allowed" and err["details"]["rule"] == "operator"
+    assert path_remote.ref() == old and _archive_refs(path_remote) == {}
+    assert s.compact().changed

@@ -113,7 +113,7 @@ def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
 # --- 1. --help of every command ---------------------------------------------------------
 
 COMMANDS = (
-    "access", "access grant", "access revoke", "add", "blocked", "board", "cancel", "claim", "demo", "done",
+    "access", "access grant", "access revoke", "add", "blocked", "board", "cancel", "claim", "compact", "demo", "done",
     "edit", "fail", "graph", "handoff", "heartbeat", "hooks", "hooks install", "init", "list", "log", "mcp",
     "next", "ready", "reap", "release", "reopen", "reset", "restore", "resume", "retry", "review", "show",
     "signers", "signers add", "signers list", "signers remove", "signers require", "stale", "verify", "wait",
@@ -338,6 +338,11 @@ SCRIPT: list[list[str]] = [
     ["signers", "list", "--offline"],
     ["verify"],
     ["access", "grant", "pusher", "ci", "--as", "agent-b", *C],
+    ["compact", *C],
+    ["compact", *A],
+    ["log", "-n", "3"],
+    ["show", "docs"],
+    ["verify"],
 ]  # fmt: skip
 
 
@@ -394,9 +399,13 @@ def _json_step(out: str, err: str) -> list[str]:
 
 
 def _store_log(remote: Path) -> str:
-    """Every commit of the store branch, oldest first, and the other refs on the remote."""
+    """Every commit of the store branch and of the histories compactions archived,
+    oldest first, and the other refs on the remote."""
     fmt = "%an <%ae> %aI%x00%cn <%ce> %cI%x00%B%x1e"
-    raw = git("log", "--reverse", f"--format={fmt}", "refs/heads/gitclaim", cwd=remote)
+    raw = git(
+        "log", "--reverse", "--date-order", f"--format={fmt}", "refs/heads/gitclaim", "--glob=refs/gitclaim/archive/*",
+        cwd=remote,
+    )  # fmt: skip
     lines: list[str] = []
     for n, rec in enumerate(r for r in raw.split("\x1e") if r.strip()):
         author, committer, message = rec.lstrip("\n").split("\x00")
