@@ -163,7 +163,8 @@ def recognise(repo: Repo, last: str, tip: str, branch: str, archives: Callable[[
     this clone saw before (None: it is). It is one when it descends from
     ``last``, or when the root of its first-parent line is a compaction whose
     archive (``archives``: the remote's archive refs, fetched when needed)
-    keeps a history that holds ``last``. Walks first parents only:
+    keeps a history that holds ``last``, made by an operator (signed where
+    the store requires it). Walks first parents only:
     ``descendant_of`` across unrelated histories walks all of them."""
     c = tip
     while True:
@@ -182,6 +183,7 @@ def recognise(repo: Repo, last: str, tip: str, branch: str, archives: Callable[[
     if not repo.has(claim.compacts):
         return f"the history the compaction {claim.commit[:10]} replaced is missing (no archive ref {claim.archive})"
     problems = shape_problems(repo, claim, claim.compacts, branch, known)
+    problems += [v.message for v in identity_violations(repo, repo.commit_info(claim.commit), claim.compacts, None)]
     if problems:
         return "; ".join(problems)
     if not repo.is_ancestor(last, claim.compacts):

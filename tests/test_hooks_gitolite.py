@@ -26,7 +26,7 @@ from gitclaim.gitolite import HOOK_NAME, LOCAL_CODE_LINE, VREF_NAME, detect
 from gitclaim.hook import pusher
 from gitclaim.install import install, install_server
 from tests.conftest import Site, run_cli
-from tests.servers import make_bare
+from tests.servers import git, make_bare
 
 
 def hooks_of(bare: Path) -> dict[str, str]:
@@ -208,3 +208,29 @@ def test_a_repository_of_another_user_is_bad_input_naming_the_owner(tmp_path: Pa
     with pytest.raises(BadInput, match="belongs to another user") as e:
         install_server(bare)
     assert "hosting user" in e.value.hint
+
+
+@pytest.mark.parametrize("mode", ["hook", "vref"])
+def test_a_compaction_passes_gitolite_and_a_plain_force_push_does_not(site: Site, mode: str) -> None:
+    """The repo-specific hook sees the archive ref and the branch in one run; the
+    VREF sees them one at a time, the archive ref first (gitclaim pushes it first)."""
+    g = site.install(*(("--vref",) if mode == "vref" else ()))["gitolite"]
+    site.server.add_rc(g["rc_settings"], g["rc_enable"])
+    site.server.add_conf(g["conf"])
+    assert site.gitclaim("agent-a", "claim", "one")[0] == 0
+    old = site.tip()
+    assert old is not None
+
+    wc = site.work_copy("agent-b")
+    git("checkout", "-q", "--orphan", "rewrite", cwd=wc)
+    assert site.git("agent-b", "commit", "-qm", "a new root", cwd=wc).returncode == 0
+    pushed = site.git("agent-b", "push", "origin", "+rewrite:gitclaim", cwd=wc)
+    assert pushed.returncode != 0 and "never force-pushed" in pushed.stderr, pushed.stderr
+    assert site.tip() == old
+
+    code, out = site.gitclaim("agent-a", "compact")
+    assert code == 0, out
+    assert site.tip() == out["result"]["tip"] != old
+    assert site.tip(out["result"]["archive"]) == old
+    code, out = site.gitclaim("agent-b", "show", "one")
+    assert code == 0 and [e["op"] for e in out["result"]["history"]] == ["claim", "add"], out

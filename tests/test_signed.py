@@ -362,3 +362,42 @@ def test_a_heartbeat_must_be_signed_by_its_agent(make: Make) -> None:
     assert r.returncode != 0, r.stderr
     assert "[liveness]" in r.stderr and "alice" in r.stderr, r.stderr
     assert git("for-each-ref", "refs/gitclaim/alive/alice", cwd=s.remote.path).strip() == ""
+
+
+# --- compaction on a store that requires signatures ---------------------------------------
+
+
+def test_a_signed_compaction_by_the_operator_passes_the_hook_and_others_are_refused(make: Make) -> None:
+    s = make(hook=True)
+    code, obj = s.cli("bob", "compact")
+    assert code == 22 and obj["error"]["details"]["rule"] == "operator", obj  # bob is no operator
+    assert s.remote.ref() == s.tip
+
+    # An honest shape in alice's name, by plain git, unsigned: the hook wants her signature.
+    wc = s.checkout()
+    archive = f"refs/gitclaim/archive/gitclaim/2026-01-01-{s.tip[:12]}"
+    msg = (
+        f"compact gitclaim by alice\n\nGitclaim-Op: compact\nGitclaim-Agent: alice\n"
+        f"Gitclaim-Compacts: {s.tip}\nGitclaim-Archive: {archive}\n"
+    )
+    tree = git("rev-parse", f"{s.tip}^{{tree}}", cwd=wc).strip()
+    forged = git(
+        "-c", "user.name=alice", "-c", "user.email=alice@agents.invalid", "commit-tree", tree, "-m", msg, cwd=wc
+    ).strip()
+    p = subprocess.run(
+        [GIT, "push", "origin", f"{s.tip}:{archive}", f"+{forged}:refs/heads/gitclaim"],
+        cwd=wc, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert p.returncode != 0 and "unsigned" in p.stderr, p.stderr
+    assert s.remote.ref() == s.tip
+
+    code, obj = s.cli("alice", "compact")
+    assert code == 0, obj
+    tip = s.remote.ref()
+    assert tip == obj["result"]["tip"] != s.tip
+    fresh = s.checkout("after")
+    assert git_verifies(fresh, tip).returncode == 0
+    code, obj = cli_json("verify", "--admin", f"alice={s.keys['alice']}.pub", cwd=s.clones["bob"])
+    assert code == 0, obj
+    code, obj = s.cli("bob", "claim", "t1")
+    assert code == 0, obj

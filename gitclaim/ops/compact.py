@@ -31,6 +31,8 @@ def compact(store: Store, agent: str | None) -> CompactResult:
     for attempt in range(TRIES):
         old = store._tip(offline=False)
         repo = store.repo
+        if repo.is_shallow():
+            t.deepen()  # whether the tip has parents, and how many commits it replaces
         if not repo.commit_info(old).parents:
             return CompactResult(old, old, None, 0, False, attempt)  # one commit already: nothing to replace
         when = utc(store.clock())
