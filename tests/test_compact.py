@@ -212,3 +212,16 @@ def test_only_an_operator_compacts_where_the_store_names_roles(
     assert err["code"] == "not_allowed" and err["details"]["rule"] == "operator"
     assert path_remote.ref() == old and _archive_refs(path_remote) == {}
     assert s.compact().changed
+
+
+def test_verify_offline_without_the_archive_says_it_cannot_check_the_compaction(
+    path_remote: Remote, make_clone: Callable[[Remote, str], Path]
+) -> None:
+    s = _store(path_remote, make_clone)
+    s.compact()
+    late = Store(make_clone(path_remote, "late"), agent="late")
+    late.ready()  # the branch alone: no archive fetched
+    with pytest.raises(VerifyFailed) as v:
+        late.verify(offline=True)
+    assert [x["rule"] for x in v.value.details["violations"]] == ["compact"]
+    assert late.verify().ok  # online it fetches the archive and checks the compaction against it

@@ -162,6 +162,14 @@ def _check(
             bad = compaction.violations(repo, compacts, info.id, branch=branch, judge=judge, pushed=archives)
             found += [_finding(info, x, f"compacts {compacts[:10]}") for x in bad or []]
             continue
+        claim = compaction.claim_of(info)
+        if claim is not None and not since:
+            text = (
+                f"the history this compaction replaced ({claim.compacts[:10]}, kept by {claim.archive}) is not in"
+                " this clone, nor on the remote unless --offline was given: it cannot be checked"
+            )
+            found.append(_finding(info, Violation("commit", "compact", text), ""))
+            continue
         if not info.parents and (since or roots > 1):
             found.append(_finding(info, Violation("commit", "history", "starts a new history on the branch"), ""))
             continue
