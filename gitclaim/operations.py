@@ -562,7 +562,7 @@ RESULTS: dict[str, tuple[str, tuple[str, ...]]] = {  # the shape, and the terms 
     "op": ("{op, task, from, to, commit, changed, retries, previous_holder, also: [task]}", ("task",)),
     "listing": ("{tasks: [task], problems: [problem], commit, total, cut}", ("task", "problem")),
     "task_view": (
-        "{task, path, blockers: [{id, state}], history: [entry], history_cut, commit}",
+        "{task, path, blockers: [{id, state}], history: [entry], history_cut, commit, fetched: [text]}",
         ("task", "entry", "move"),
     ),
     "heartbeat": ("{agent, at, holding: [task id]}", ()),
@@ -585,7 +585,7 @@ RESULTS: dict[str, tuple[str, tuple[str, ...]]] = {  # the shape, and the terms 
         ("task", "problem"),
     ),
     "graph": ("{format, text, problems: [problem], commit}", ("problem",)),
-    "history": ("{entries: [entry], cut, commit, total}", ("entry", "move")),
+    "history": ("{entries: [entry], cut, commit, total, fetched: [text]}", ("entry", "move")),
     "installed": (
         "{path, updated, chained, gitolite: {mode, repo, home, local_code, rc_file, rc_settings, rc_enable, conf,"
         " active, detected_by, notes} or null}",
@@ -596,7 +596,7 @@ RESULTS: dict[str, tuple[str, tuple[str, ...]]] = {  # the shape, and the terms 
         " commit, changed, retries}",
         (),
     ),
-    "verified": ("{ok, commits, since, tip, violations: [violation]}", ("violation",)),
+    "verified": ("{ok, commits, since, tip, violations: [violation], fetched: [text]}", ("violation",)),
     "compacted": ("{old_tip, tip, archive, replaced, changed, retries}", ()),
     "demo": (
         "{folder, agents, tasks, per_agent, claims, double_claims, not_done, retries, seconds, commits, ok}",

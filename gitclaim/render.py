@@ -202,6 +202,7 @@ def _skipped(problems: tuple[Problem, ...]) -> None:
 
 
 def task_view(v: TaskView) -> None:
+    _fetched(v.fetched)
     t = v.task
     out.print(f"[bold]{t.id}[/]  {escape(t.title)}")
     rows: list[tuple[str, Any]] = [
@@ -256,7 +257,13 @@ def _entry_line(e: Entry) -> None:
         out.print(f"      [red]![/] {escape(problem)}")
 
 
+def _fetched(what: tuple[str, ...]) -> None:
+    for line in what:
+        err.print(f"[dim]fetched {escape(line)}[/]")
+
+
 def history(h: History) -> None:
+    _fetched(h.fetched)
     if not h.entries:
         out.print("[dim]no history[/]")
     for e in h.entries:
@@ -324,6 +331,7 @@ def compacted(r: CompactResult) -> None:
 
 
 def verified(r: VerifyResult) -> None:
+    _fetched(r.fetched)
     since = f" after {r.since[:10]}" if r.since else " from the root"
     out.print(f"[green]ok[/]: {r.commits} commits{since} to {r.tip[:10]} keep the store's rules")
 

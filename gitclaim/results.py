@@ -158,6 +158,7 @@ class TaskView:
     history: tuple[audit.Entry, ...]  # every change to the task's file, newest first
     commit: str
     history_cut: bool = False  # a history_limit left older changes out
+    fetched: tuple[str, ...] = ()  # what reading the history fetched (a shallow clone's rest, archives)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -167,6 +168,7 @@ class TaskView:
             "history": [e.to_json() for e in self.history],
             "history_cut": self.history_cut,
             "commit": self.commit,
+            "fetched": list(self.fetched),
         }
 
 
@@ -175,11 +177,18 @@ class History:
     entries: tuple[audit.Entry, ...]
     commit: str
     cut: bool = False  # --limit left older entries out
+    fetched: tuple[str, ...] = ()  # what reading the history fetched (a shallow clone's rest, archives)
 
     def to_json(self) -> dict[str, Any]:
         # the total of a cut history is unknown: counting it would walk every commit
         total = None if self.cut else len(self.entries)
-        return {"entries": [e.to_json() for e in self.entries], "cut": self.cut, "commit": self.commit, "total": total}
+        return {
+            "entries": [e.to_json() for e in self.entries],
+            "cut": self.cut,
+            "commit": self.commit,
+            "total": total,
+            "fetched": list(self.fetched),
+        }
 
 
 @dataclass(frozen=True)
@@ -262,6 +271,7 @@ class VerifyResult:
     since: str | None  # the trusted commit (--since); None: from the root
     tip: str
     violations: tuple[Finding, ...] = ()
+    fetched: tuple[str, ...] = ()  # what it fetched to read the whole history
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -270,4 +280,5 @@ class VerifyResult:
             "since": self.since,
             "tip": self.tip,
             "violations": [v.to_json() for v in self.violations],
+            "fetched": list(self.fetched),
         }

@@ -96,3 +96,13 @@ def test_sixteen_shallow_agents_race_for_one_task_one_wins(daemon_remote: Remote
         workers.close()
     assert sorted(task for _, task, _ in claims_in_history(daemon_remote)) == ["task-0", "task-1", "task-2"]
     git("fsck", "--no-progress", "--no-dangling", cwd=daemon_remote.path)
+
+
+def test_log_and_show_say_what_they_fetched(daemon_remote: Remote, make_clone: Callable[[Remote, str], Path]) -> None:
+    _history(daemon_remote, make_clone)
+    b = make_clone(daemon_remote, "agent-b")
+    Store(b, agent="agent-b").ready()
+    r = run_cli("show", "t0", cwd=b, env={"GITCLAIM_AGENT": "agent-b"})
+    assert r.returncode == 0 and "fetched the whole history of the store branch" in r.stderr, r.stderr
+    r = run_cli("log", "--json", cwd=b, env={"GITCLAIM_AGENT": "agent-b"})
+    assert r.returncode == 0 and '"fetched": []' in r.stdout  # once is enough

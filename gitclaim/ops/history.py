@@ -24,14 +24,18 @@ if TYPE_CHECKING:
     from ..api import Store
 
 
-def entries(store: Store, tip: str, limit: int | None = None, *, reach: bool = False) -> Iterator[audit.Entry]:
+def entries(
+    store: Store, tip: str, limit: int | None = None, *, reach: bool = False, said: list[str] | None = None
+) -> Iterator[audit.Entry]:
     """The audit entries reachable from ``tip`` through every parent, newest first,
     across compactions (:func:`commits`)."""
-    for c in commits(store, tip, limit, reach=reach):
+    for c in commits(store, tip, limit, reach=reach, said=said):
         yield read(store, c)
 
 
-def task_entries(store: Store, tip: str, task_id: str, *, reach: bool = False) -> Iterator[audit.Entry]:
+def task_entries(
+    store: Store, tip: str, task_id: str, *, reach: bool = False, said: list[str] | None = None
+) -> Iterator[audit.Entry]:
     """Every commit that changed ``task_id``'s file, newest first, through every
     parent: a commit whose file differs from its parent's, or a merge whose
     file matches none of its parents' (a merge that takes one side's version
@@ -40,7 +44,7 @@ def task_entries(store: Store, tip: str, task_id: str, *, reach: bool = False) -
     the history it replaced follows it."""
     repo = store.repo
     path = task_path(task_id)
-    for c in commits(store, tip, reach=reach):
+    for c in commits(store, tip, reach=reach, said=said):
         if compaction.claim_of(c) is not None:
             continue
         mine = repo.tree_entry_id(repo.commit_tree(c.id), path)
@@ -49,14 +53,19 @@ def task_entries(store: Store, tip: str, task_id: str, *, reach: bool = False) -
             yield read(store, c, about=task_id)
 
 
-def commits(store: Store, tip: str, limit: int | None = None, *, reach: bool = False) -> Iterator[CommitInfo]:
+def commits(
+    store: Store, tip: str, limit: int | None = None, *, reach: bool = False, said: list[str] | None = None
+) -> Iterator[CommitInfo]:
     """Every commit from ``tip`` through every parent, newest first, and on
     through each compaction into the history it replaced (kept by its archive
     ref). With ``reach``, what this clone lacks is fetched first: the whole
-    history of a shallow clone, the archives a compaction names."""
+    history of a shallow clone, the archives a compaction names; ``said``
+    gets a line for each."""
     repo = store.repo
+    said = [] if said is None else said
     if reach and repo.is_shallow():
         store.transport.deepen()
+        said.append("the whole history of the store branch (this clone had its tip alone)")
     start: str | None = tip
     n = 0
     while start is not None:
@@ -72,6 +81,7 @@ def commits(store: Store, tip: str, limit: int | None = None, *, reach: bool = F
             return
         if reach and not repo.has(claim.compacts):
             store.transport.fetch_archives()
+            said.append(f"{claim.archive}, the history compaction {claim.commit[:10]} replaced")
         start = claim.compacts if repo.has(claim.compacts) else None
 
 

@@ -83,8 +83,9 @@ def show(store: Store, task_id: str, offline: bool, history_limit: int | None) -
     snap = store.snapshot(tip)
     task = snap.require(task_id)
     deps = snap.tasks_by_id(task.depends_on)
-    hist, cut = _first(history.task_entries(store, tip, task_id, reach=not offline), history_limit)
-    return TaskView(task, tuple(rules.blockers(task, deps)), hist, tip, history_cut=cut)
+    said: list[str] = []
+    hist, cut = _first(history.task_entries(store, tip, task_id, reach=not offline, said=said), history_limit)
+    return TaskView(task, tuple(rules.blockers(task, deps)), hist, tip, history_cut=cut, fetched=tuple(said))
 
 
 def board(store: Store, offline: bool, limit: int | None = None) -> views.Board:
@@ -126,14 +127,14 @@ def log(store: Store, task_id: str | None, limit: int | None, offline: bool) -> 
     if limit is not None:
         units.count(limit, "--limit")
     tip = store._tip(offline)
-    reach = not offline
+    reach, said = not offline, list[str]()
     found = (
-        history.entries(store, tip, reach=reach)
+        history.entries(store, tip, reach=reach, said=said)
         if task_id is None
-        else history.task_entries(store, tip, task_id, reach=reach)
+        else history.task_entries(store, tip, task_id, reach=reach, said=said)
     )
     entries, cut = _first(found, limit)
-    return History(entries, tip, cut=cut)
+    return History(entries, tip, cut=cut, fetched=tuple(said))
 
 
 def _first(entries: Iterator[audit.Entry], limit: int | None) -> tuple[tuple[audit.Entry, ...], bool]:

@@ -50,8 +50,10 @@ def verify(store: Store, since: str | None, admins: Sequence[str] | None, offlin
             start = repo.resolve(since)
         except Exception:
             raise BadInput(f"--since {since!r} names no commit in this clone", rev=since) from None
+    fetched: list[str] = []
     if not offline and repo.is_shallow():
         store.transport.deepen()
+        fetched.append("the whole history of the store branch (this clone had its tip alone)")
     judge = Judge(repo, anchors=anchors(store, admins), need_anchor=True)
     archives = {} if offline else store.transport.fetch_archives()
     segments = _segments(repo, tip, start, archives)
@@ -80,7 +82,9 @@ def verify(store: Store, since: str | None, admins: Sequence[str] | None, offlin
             commits=checked,
             tip=tip,
         )
-    return VerifyResult(True, checked, start, tip)
+    if len(segments) > 1 and not offline:
+        fetched.append(f"{len(segments) - 1} archived histories, which compactions replaced on the branch")
+    return VerifyResult(True, checked, start, tip, fetched=tuple(fetched))
 
 
 def _tip(store: Store, offline: bool) -> str:
