@@ -362,7 +362,9 @@ class GitHttp(Server):
         return Remote(bare, f"{self.scheme}://127.0.0.1:{self.port}/{name}.git")
 
 
-GITOLITE_USER = "gitclaim-gl"
+# One hosting user per test process: two test runs at once (two worktrees on one
+# machine) would otherwise move one user's home under each other's gitolite.
+GITOLITE_USER = f"gitclaim-gl{os.getpid()}"
 
 
 class Gitolite(Server):
@@ -494,3 +496,4 @@ class Gitolite(Server):
         super().stop()
         if hasattr(self, "home"):
             shutil.rmtree(self.home, ignore_errors=True)
+            subprocess.run(["userdel", GITOLITE_USER], capture_output=True)  # this run's own user

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .servers import Gitolite, Remote, git
+from .servers import GITOLITE_USER, Gitolite, Remote, git
 
 
 class Agents:
@@ -126,7 +126,7 @@ def test_identities_only_in_ssh_config_offers_the_named_key_alone(agents: Agents
     sock = ssh_agent_with(agents.server.keys["agent-a"])  # type: ignore[operator]
     key = agents.server.keys["agent-b"]
     (agents.home / ".ssh" / "config").write_text(
-        f"Host gl-store\n  HostName 127.0.0.1\n  Port {agents.server.port}\n  User gitclaim-gl\n"
+        f"Host gl-store\n  HostName 127.0.0.1\n  Port {agents.server.port}\n  User {GITOLITE_USER}\n"
         f"  IdentityFile {key}\n  IdentitiesOnly yes\n"
     )
     c = agents.clone("agent-b")
