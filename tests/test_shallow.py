@@ -37,7 +37,7 @@ def test_a_fresh_network_clone_fetches_the_tip_alone_and_deepens_for_history(
     b = make_clone(daemon_remote, "agent-b")
     s = Store(b, agent="agent-b")
     assert s.claim("t6").changed
-    assert (b / ".git" / "shallow").exists() and _commits_here(b) == 2  # the tip it fetched, and its claim
+    assert (b / ".git" / "shallow").exists() and _commits_here(b) == 3  # the tip and its parent, and its claim
     assert [t.id for t in s.ready().tasks] == ["t4", "t5", "t7"]
     assert len(s.board().columns["done"]) == 4
     s.done("t6")
@@ -103,6 +103,6 @@ def test_log_and_show_say_what_they_fetched(daemon_remote: Remote, make_clone: C
     b = make_clone(daemon_remote, "agent-b")
     Store(b, agent="agent-b").ready()
     r = run_cli("show", "t0", cwd=b, env={"GITCLAIM_AGENT": "agent-b"})
-    assert r.returncode == 0 and "fetched the whole history of the store branch" in r.stderr, r.stderr
+    assert r.returncode == 0 and "fetched the whole history of the store branch (this clone was shallow)" in r.stderr, r.stderr
     r = run_cli("log", "--json", cwd=b, env={"GITCLAIM_AGENT": "agent-b"})
     assert r.returncode == 0 and '"fetched": []' in r.stdout  # once is enough

@@ -73,10 +73,12 @@ class NetworkTransport(Transport):
         return scrub(shown)
 
     def _fetch_tip(self) -> str | None:
-        # A clone with no copy of the store branch fetches its tip alone: a claim
+        # A clone with no copy of the store branch fetches its tip only: a claim
         # needs the tree, not a year of history (log, show and verify deepen).
+        # Depth 2, not 1: the tip's own change can then be read (who claimed what,
+        # for a lost race's answer); the commit below it is the cut.
         first = self.local_tip() is None and self.last_seen() is None and self._shallow_ok()
-        return self._fetch_branch(depth=1 if first else 0)
+        return self._fetch_branch(depth=2 if first else 0)
 
     def _shallow_ok(self) -> bool:
         value = (self.repo.config_get("gitclaim.shallow") or "true").strip().lower()

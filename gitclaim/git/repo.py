@@ -294,6 +294,15 @@ class Repo:
         """Whether this clone holds only part of some history (a depth-limited fetch)."""
         return bool(self.repo.is_shallow)
 
+    def shallow_edge(self) -> frozenset[str]:
+        """The commits whose parents a shallow clone lacks (git's ``shallow`` file):
+        libgit2 shows them without parents, but they are no root."""
+        try:
+            text = (self.common_dir / "shallow").read_text()
+        except OSError:
+            return frozenset()
+        return frozenset(line.strip() for line in text.splitlines() if line.strip())
+
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         if ancestor == descendant:
             return True

@@ -65,17 +65,20 @@ def commits(
     said = [] if said is None else said
     if reach and repo.is_shallow():
         store.transport.deepen()
-        said.append("the whole history of the store branch (this clone had its tip alone)")
+        said.append("the whole history of the store branch (this clone was shallow)")
+    edge = repo.shallow_edge()  # what is left of a shallow clone's cut: no change can be read from it
     start: str | None = tip
     n = 0
     while start is not None:
         root = None
         for c in repo.walk(start, None if limit is None else limit - n):
+            if c.id in edge:
+                continue
             yield c
             n += 1
             root = c
         if root is None or root.parents or (limit is not None and n >= limit):
-            return
+            return  # (a shallow clone's cut ends here too: its edge was not yielded)
         claim = compaction.claim_of(root)
         if claim is None:
             return

@@ -53,7 +53,7 @@ def verify(store: Store, since: str | None, admins: Sequence[str] | None, offlin
     fetched: list[str] = []
     if not offline and repo.is_shallow():
         store.transport.deepen()
-        fetched.append("the whole history of the store branch (this clone had its tip alone)")
+        fetched.append("the whole history of the store branch (this clone was shallow)")
     judge = Judge(repo, anchors=anchors(store, admins), need_anchor=True)
     archives = {} if offline else store.transport.fetch_archives()
     segments = _segments(repo, tip, start, archives)
