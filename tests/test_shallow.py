@@ -103,6 +103,7 @@ def test_log_and_show_say_what_they_fetched(daemon_remote: Remote, make_clone: C
     b = make_clone(daemon_remote, "agent-b")
     Store(b, agent="agent-b").ready()
     r = run_cli("show", "t0", cwd=b, env={"GITCLAIM_AGENT": "agent-b"})
-    assert r.returncode == 0 and "fetched the whole history of the store branch (this clone was shallow)" in r.stderr, r.stderr
+    said = "fetched the whole history of the store branch (this clone was shallow)"
+    assert r.returncode == 0 and said in r.stderr, r.stderr
     r = run_cli("log", "--json", cwd=b, env={"GITCLAIM_AGENT": "agent-b"})
     assert r.returncode == 0 and '"fetched": []' in r.stdout  # once is enough
