@@ -158,12 +158,14 @@ class TaskView:
     history: tuple[audit.Entry, ...]  # every change to the task's file, newest first
     commit: str
     history_cut: bool = False  # a history_limit left older changes out
+    children: tuple[dict[str, str], ...] = ()  # the tasks whose parent it is: {id, state, title}
 
     def to_json(self) -> dict[str, Any]:
         return {
             "task": self.task.to_json(),
             "path": task_path(self.task.id),
             "blockers": list(self.blockers),
+            "children": list(self.children),
             "history": [e.to_json() for e in self.history],
             "history_cut": self.history_cut,
             "commit": self.commit,

@@ -26,8 +26,9 @@ def list_tasks(
     tag: str | None,
     offline: bool,
     limit: int | None = None,
+    parent: str | None = None,
 ) -> Listing:
-    """Tasks filtered by state(s), holder and tag, ordered like ``ready``."""
+    """Tasks filtered by state(s), holder, tag and parent, ordered like ``ready``."""
     states = set(state) if state else None
     if states:
         unknown = states - set(STATES)
@@ -37,9 +38,11 @@ def list_tasks(
                 states=sorted(unknown),
             )
     _limit(limit)
+    if parent is not None:
+        validate_id(parent)
     tip = store._tip(offline)
     idx = store.read_index(tip)
-    return _listing(store, tip, idx, selection.listed(idx.rows(), states, holder, tag), limit)
+    return _listing(store, tip, idx, selection.listed(idx.rows(), states, holder, tag, parent), limit)
 
 
 def ready(store: Store, offline: bool, limit: int | None = None) -> Listing:
@@ -84,7 +87,11 @@ def show(store: Store, task_id: str, offline: bool, history_limit: int | None) -
     task = snap.require(task_id)
     deps = snap.tasks_by_id(task.depends_on)
     hist, cut = _first(history.task_entries(store, tip, task_id), history_limit)
-    return TaskView(task, tuple(rules.blockers(task, deps)), hist, tip, history_cut=cut)
+    kids = selection.listed(store.read_index(tip).rows(), None, None, None, task_id)
+    children = tuple(
+        {"id": r[readindex.ID], "state": r[readindex.STATE], "title": r[readindex.TITLE]} for r in kids
+    )
+    return TaskView(task, tuple(rules.blockers(task, deps)), hist, tip, history_cut=cut, children=children)
 
 
 def board(store: Store, offline: bool, limit: int | None = None) -> views.Board:
