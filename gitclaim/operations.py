@@ -268,7 +268,7 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     _view(
         "list",
-        "List tasks, filtered by state, holder or tag; by priority, then age.",
+        "List tasks, filtered by state, holder, tag or parent; by priority, then age.",
         "listing",
         Param(
             "state",
@@ -338,7 +338,7 @@ OPERATIONS: tuple[Operation, ...] = (
             " given is kept on the task (show prints it) and named in the commit (log shows it).",
         ),
         custom=frozenset({Surface.CLI}),  # --result-file FILE
-        usage="done ID [--result TEXT | --result-file FILE]",
+        usage="done ID [--result TEXT] [--result-file FILE]",
     ),
     Operation(
         "note",
