@@ -217,4 +217,10 @@ def test_the_server_hook_refuses_a_plain_push_that_rewrites_a_note(served: Remot
     t = s.show("noted").task
     assert [(n.by, n.text) for n in t.notes] == [("alice", "the first finding"), ("mallory", "by hand,\non two lines")]
     assert s.log("noted").entries[0].op == "note"
+    # a hand edit of another field keeps the notes as they are: an edit
+    renamed = push_edit(path.read_text().replace('title = "Noted task"', 'title = "Renamed by hand"'))
+    assert renamed.returncode == 0, renamed.stderr
+    t = s.show("noted").task
+    assert t.title == "Renamed by hand" and len(t.notes) == 2
+    assert s.log("noted").entries[0].op == "edit"
     assert s.verify().ok
