@@ -64,7 +64,8 @@ def edited(task: Task, changes: Mapping[str, str]) -> Task:
     from ..model import SCHEMA, task_from_doc, task_to_doc
 
     doc = task_to_doc(task)
-    doc["schema"] = SCHEMA  # what it reads as: parent set by an edit is schema 2's parent
+    if "parent" in changes:  # schema 2's parent, not a field of one's own (a schema 1 task keeps its schema)
+        doc["schema"] = SCHEMA
     for key, text in changes.items():
         if key in _OWNED:
             raise BadInput(f"{key!r} cannot be edited; claims change only through verbs", field=key)
