@@ -36,7 +36,7 @@ from .identity import AGENT_ENV, agent_email, remember_agent, resolve_agent
 from .ids import validate_agent
 from .model import utc
 from .ops import add as add_ops
-from .ops import bootstrap, leases, queries, signers, verbs
+from .ops import bootstrap, leases, notes, queries, signers, verbs
 from .ops import claim as claim_ops
 from .ops import compact as compact_ops
 from .ops import edit as edit_ops
@@ -236,12 +236,13 @@ class Store:
         state: Iterable[str] | None = None,
         holder: str | None = None,
         tag: str | None = None,
+        parent: str | None = None,
         limit: int | None = None,
         offline: bool = False,
     ) -> Listing:
-        """Tasks filtered by state(s), holder and tag, ordered like ``ready``; the
-        first ``limit`` of them (``total`` says how many there are)."""
-        return queries.list_tasks(self, state, holder, tag, offline, limit)
+        """Tasks filtered by state(s), holder, tag and parent (its children), ordered
+        like ``ready``; the first ``limit`` of them (``total`` says how many there are)."""
+        return queries.list_tasks(self, state, holder, tag, offline, limit, parent)
 
     def ready(self, *, limit: int | None = None, offline: bool = False) -> Listing:
         """Tasks claimable now: claimable state, every dependency done; by priority,
@@ -283,9 +284,10 @@ class Store:
         tags: Sequence[str] = (),
         description: str = "",
         acceptance: Sequence[str] = (),
+        parent: str | None = None,
         agent: str | None = None,
     ) -> AddResult:
-        """Add one task. Raises :class:`BadInput`, :class:`AlreadyExists`."""
+        """Add one task (a child of ``parent``, if given). Raises :class:`BadInput`, :class:`AlreadyExists`."""
         entry: dict[str, Any] = {
             "title": title,
             "priority": priority,
@@ -293,6 +295,7 @@ class Store:
             "tags": [*tags],
             "description": description,
             "acceptance": [*acceptance],
+            "parent": parent,
         }
         if task_id is not None:
             entry["id"] = task_id
@@ -331,12 +334,18 @@ class Store:
         """
         return verbs.run(self, "release", task_id, agent)
 
-    def done(self, task_id: str, *, agent: str | None = None) -> OpResult:
+    def done(self, task_id: str, *, result: str | None = None, agent: str | None = None) -> OpResult:
         """Finish a task: the holder of an active task, or anyone approving one in review.
+        ``result`` (a link, a commit, a summary) is recorded with the completion.
 
-        Raises :class:`NotHolder`, :class:`NotClaimable`, :class:`NotFound`.
+        Raises :class:`NotHolder`, :class:`NotClaimable`, :class:`NotFound`, :class:`BadInput`.
         """
-        return verbs.run(self, "done", task_id, agent)
+        return verbs.run(self, "done", task_id, agent, result=result)
+
+    def note(self, task_id: str, text: str, *, agent: str | None = None) -> OpResult:
+        """Append a timestamped note by the agent to the task, in one commit. Anyone
+        may note any task; notes are never rewritten. Raises :class:`NotFound`, :class:`BadInput`."""
+        return notes.note(self, task_id, text, agent)
 
     def handoff(self, task_id: str, to: str, *, agent: str | None = None) -> OpResult:
         """Pass an active task to another agent; the commit records both. Holder only."""

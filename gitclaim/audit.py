@@ -93,7 +93,8 @@ class Record:
     to_state: str | None = None
     previous_holder: str | None = None  # whose claim it ended, when not the agent's own
     to_agent: str | None = None  # handoff: the new holder
-    note: str | None = None  # wait, fail: the text it records
+    note: str | None = None  # wait, fail, note: the text it records (one line)
+    result: str | None = None  # done: the result it records (one line)
     lease_seconds: int | None = None
     fields: tuple[str, ...] = ()  # edit: the fields changed
     added: tuple[str, ...] = ()  # add: the tasks created
@@ -122,6 +123,7 @@ class Record:
             ("Previous-Holder", self.previous_holder),
             ("To-Agent", self.to_agent),
             ("Note", self.note),
+            ("Result", self.result),
             ("Lease-Seconds", None if self.lease_seconds is None else str(self.lease_seconds)),
             ("Compacts", self.compacts),
             ("Archive", self.archive),
@@ -176,6 +178,7 @@ def read(msg: str) -> Record | None:
         previous_holder=first("Previous-Holder"),
         to_agent=first("To-Agent"),
         note=first("Note"),
+        result=first("Result"),
         lease_seconds=int(lease) if lease is not None and lease.isdigit() else None,
         fields=tuple(t.get("Field", [])),
         added=tuple(i for i in rest if i not in cleared_ids),

@@ -1,5 +1,5 @@
 """The typer app: every command of the table in :mod:`gitclaim.operations`,
-registered from it in one loop; only ``add`` (which also reads a file),
+registered from it in one loop; only ``add`` and ``done`` (which also read a file),
 ``edit`` (which parses FIELD=VALUE), ``hooks``, ``mcp`` and ``demo`` have a
 body of their own. Parse arguments, call the API, render. Nothing else.
 
@@ -225,6 +225,35 @@ def _register_edit(op: Operation) -> None:
     register(replace(op, params=tuple(sets if p.name == "changes" else p for p in op.params)), body)
 
 
+def _register_done(op: Operation) -> None:
+    """``done`` as the table says, and ``--result-file FILE`` for a result kept in a file."""
+    file = Param(
+        "result_file", Path | None, "Read the result from this file ('-': standard input).", None, ("--result-file",),
+        "FILE",
+    )  # fmt: skip
+
+    def body(args: dict[str, Any]) -> Jsonable:
+        path = args.pop("result_file")
+        if path is not None:
+            if args.get("result") is not None:
+                raise BadInput("give --result TEXT or --result-file FILE, not both")
+            args["result"] = _read_text(path)
+        return invoke(_store(), op, args)
+
+    register(op, body, (file,))
+
+
+def _read_text(path: Path) -> str:
+    try:
+        if str(path) == "-":
+            return sys.stdin.read()
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInput(f"{path}: no such file", path=str(path)) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise BadInput(f"{path}: cannot read: {e}", path=str(path)) from None
+
+
 def _register_mcp(op: Operation) -> None:
     """``mcp`` serves JSON-RPC on stdio until the client leaves: no result, no --json."""
 
@@ -287,6 +316,7 @@ def _register_demo(op: Operation) -> None:
 #: The commands the table marks hand-written for the CLI.
 CUSTOM: dict[str, Callable[[Operation], None]] = {
     "add": _register_add,
+    "done": _register_done,
     "edit": _register_edit,
     "mcp": _register_mcp,
     "hooks": _register_hooks,

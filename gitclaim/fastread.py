@@ -38,6 +38,7 @@ PARAMS: dict[str, tuple[tuple[str, str, Any, tuple[str, ...]], ...]] = {
         ("state", "list", None, ("--state", "-s")),
         ("holder", "str", None, ("--holder",)),
         ("tag", "str", None, ("--tag", "-t")),
+        ("parent", "str", None, ("--parent",)),
         *_COMMON,
         *_CLI,
     ),
@@ -149,7 +150,8 @@ def _answer(call: Call) -> tuple[bytes, str]:
         repo, where = _tip(call)
     path, tip = where
     exact = None  # the key of an answer kept whole: a listing without filters or limit
-    if call.command != "board" and limit is None and not (a.get("state") or a.get("holder") or a.get("tag")):
+    filtered = a.get("state") or a.get("holder") or a.get("tag") or a.get("parent")
+    if call.command != "board" and limit is None and not filtered:
         exact = f"{call.command}.{'json' if a['as_json'] else 'plain'}"
         hit = readindex.load_answer(path, exact, tip)
         if isinstance(hit, tuple) and len(hit) == 2 and isinstance(hit[0], bytes) and isinstance(hit[1], str):
@@ -173,7 +175,8 @@ def _answer(call: Call) -> tuple[bytes, str]:
         found = selection.ready(idx.rows())
         readindex.save_answer(path, "ready.rows", tip, (found, idx.problems()))
     else:
-        found = selection.listed(idx.rows(), set(a["state"]) if a["state"] else None, a["holder"], a["tag"])
+        states = set(a["state"]) if a["state"] else None
+        found = selection.listed(idx.rows(), states, a["holder"], a["tag"], a["parent"])
     out = _listing(call, tip, found, idx.problems())
     if exact:
         readindex.save_answer(path, exact, tip, out)

@@ -39,6 +39,7 @@ _SINGLE = frozenset(
         "reset",
         "retry",
         "edit",
+        "note",
     }
 )
 # Operations that change no task file.
@@ -123,6 +124,9 @@ def _single(record: Record, by_task: dict[str, TaskMove]) -> list[str]:
         out.append(f"{m.task}: the trailers name {record.previous_holder} as the holder before, not {m.holder_before}")
     if record.to_agent is not None and record.to_agent != m.holder_after:
         out.append(f"{m.task}: the trailers hand it to {record.to_agent}, but the holder is now {m.holder_after}")
+    if (record.result is not None) != m.result_set:
+        said = "record a result" if record.result is not None else "record no result"
+        out.append(f"{m.task}: the trailers {said}, but the change {'does' if m.result_set else 'does not'}")
     return out
 
 

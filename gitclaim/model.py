@@ -1,6 +1,9 @@
-"""The task model and its TOML form (schema 1). Pure: no I/O, no clock, no git.
+"""The task model and its TOML form (schema 2). Pure: no I/O, no clock, no git.
 
-A task file is a TOML document. gitclaim owns the fields listed in
+A task file is a TOML document. Schema 2 adds ``parent``, ``result`` and
+``[[notes]]``; a task that uses none of them is still written as schema 1,
+so that a reader of schema 1 keeps reading every task that does not need
+the new fields, and refuses (clearly) only those that do. gitclaim owns the fields listed in
 ``TASK_FIELDS``; any other key a human adds is kept in ``Task.extra`` and
 written back unchanged by every rewrite.
 """
@@ -20,7 +23,10 @@ import tomli_w
 from .errors import BadInput, SchemaTooNew, StoreCorrupt
 from .ids import is_valid_id, validate_agent
 
-SCHEMA = 1
+SCHEMA = 2  # the newest task schema this gitclaim reads and writes
+STORE_SCHEMA = 1  # the store file (gitclaim.toml) is unchanged by schema 2
+MAX_NOTE = 4000  # characters of one note
+MAX_RESULT = 20_000  # characters of a result
 DEFAULT_PRIORITY = 2
 PRIORITY_MIN, PRIORITY_MAX = 0, 9
 
@@ -54,6 +60,36 @@ class Claim:
 
 
 @dataclass(frozen=True, slots=True)
+class Note:
+    """One note on a task: appended by its author, never rewritten."""
+
+    at: datetime
+    by: str
+    text: str
+
+    def __reduce__(self) -> tuple[type[Note], tuple[Any, ...]]:
+        return (Note, (self.at, self.by, self.text))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"at": _iso(self.at), "by": self.by, "text": self.text}
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What a task's work produced, recorded with its completion."""
+
+    text: str
+    by: str
+    at: datetime
+
+    def __reduce__(self) -> tuple[type[Result], tuple[Any, ...]]:
+        return (Result, (self.text, self.by, self.at))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"text": self.text, "by": self.by, "at": _iso(self.at)}
+
+
+@dataclass(frozen=True, slots=True)
 class Task:
     id: str
     title: str
@@ -69,6 +105,9 @@ class Task:
     waiting_for: str | None = None
     fail_reason: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    parent: str | None = None
+    result: Result | None = None
+    notes: tuple[Note, ...] = ()
 
     @property
     def holder(self) -> str | None:
@@ -102,6 +141,9 @@ class Task:
             "waiting_for": self.waiting_for,
             "fail_reason": self.fail_reason,
             "extra": _jsonable(dict(self.extra)),
+            "parent": self.parent,
+            "result": None if self.result is None else self.result.to_json(),
+            "notes": [n.to_json() for n in self.notes],
         }
 
 
@@ -110,7 +152,7 @@ _TASK_SLOTS = tuple(f.name for f in fields(Task))
 TASK_FIELDS = (
     "schema", "id", "title", "state", "priority", "depends_on", "tags",
     "description", "acceptance", "created_at", "created_by", "claim",
-    "waiting_for", "fail_reason",
+    "waiting_for", "fail_reason", "parent", "result", "notes",
 )  # fmt: skip
 CLAIM_FIELDS = ("holder", "claimed_at", "lease_seconds")
 
@@ -119,7 +161,7 @@ CLAIM_FIELDS = ("holder", "claimed_at", "lease_seconds")
 class StoreConfig:
     """The store-level file, ``gitclaim.toml`` at the root of the branch."""
 
-    schema: int = SCHEMA
+    schema: int = STORE_SCHEMA
     default_priority: int = DEFAULT_PRIORITY
     id_prefix: str = "gc-"
     lease_seconds: int = 0  # 0: claims carry no lease unless asked for
@@ -193,16 +235,17 @@ def _when(v: Any, key: str) -> datetime:
         raise _Bad(f"'{key}' {v!r} is out of range once converted to UTC") from None
 
 
-def _check_schema(doc: Mapping[str, Any], what: str) -> None:
+def _check_schema(doc: Mapping[str, Any], what: str, supported: int = SCHEMA) -> int:
     schema = doc.get("schema")
     if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
         raise _Bad(f"'schema' must be a positive integer, got {schema!r}")
-    if schema > SCHEMA:
+    if schema > supported:
         raise SchemaTooNew(
-            f"{what} uses schema {schema}, newer than this gitclaim understands ({SCHEMA})",
+            f"{what} uses schema {schema}, newer than this gitclaim understands ({supported})",
             schema=schema,
-            supported=SCHEMA,
+            supported=supported,
         )
+    return schema
 
 
 MAX_FILE_BYTES = 1 << 20  # a task is a page of text; a larger file is refused, not parsed
@@ -271,6 +314,66 @@ def _claim(raw_claim: Any) -> Claim:
     )
 
 
+def _agent_field(v: Any, key: str) -> str:
+    try:
+        validate_agent(v)
+    except Exception:
+        raise _Bad(f"'{key}' {v!r} is not a legal agent name") from None
+    return str(v)
+
+
+def _text(v: Any, key: str, limit: int) -> str:
+    if not isinstance(v, str) or not v.strip():
+        raise _Bad(f"'{key}' must be a non-empty string, got {v!r}")
+    if len(v) > limit:
+        raise _Bad(f"'{key}' is {len(v)} characters, more than the {limit} it may be")
+    return v
+
+
+def _notes(raw: Any) -> tuple[Note, ...]:
+    if not isinstance(raw, list):
+        raise _Bad("'notes' must be an array of tables ([[notes]] with at, by and text)")
+    out = []
+    for i, n in enumerate(raw):
+        where = f"notes[{i}]"
+        if not isinstance(n, dict) or set(n) != {"at", "by", "text"}:
+            raise _Bad(f"'{where}' must be a table of exactly at, by and text, got {n!r}")
+        out.append(Note(_when(n["at"], f"{where}.at"), _agent_field(n["by"], f"{where}.by"),
+                        _text(n["text"], f"{where}.text", MAX_NOTE)))  # fmt: skip
+    return tuple(out)
+
+
+def _result(raw: Any) -> Result:
+    if not isinstance(raw, dict) or set(raw) != {"text", "by", "at"}:
+        raise _Bad(f"'result' must be a table of exactly text, by and at, got {raw!r}")
+    return Result(_text(raw["text"], "result.text", MAX_RESULT), _agent_field(raw["by"], "result.by"),
+                  _when(raw["at"], "result.at"))  # fmt: skip
+
+
+def _parent(doc: Mapping[str, Any], tid: str) -> str | None:
+    parent = doc.get("parent")
+    if parent is None:
+        return None
+    if not isinstance(parent, str) or not is_valid_id(parent):
+        raise _Bad(f"'parent' must be a task id, got {parent!r}")
+    if parent == tid:
+        raise _Bad("a task cannot be its own parent")
+    return parent
+
+
+def _schema2(doc: Mapping[str, Any], schema: int) -> tuple[str | None, Result | None, tuple[Note, ...]]:
+    """parent, result and notes: schema 2's fields (in a schema 1 file, they are a user's own)."""
+    if schema < 2:
+        return None, None, ()
+    tid = str(doc["id"])
+    result = _result(doc["result"]) if "result" in doc else None
+    return _parent(doc, tid), result, _notes(doc["notes"]) if "notes" in doc else ()
+
+
+def _owned(schema: int) -> tuple[str, ...]:
+    return TASK_FIELDS if schema >= 2 else TASK_FIELDS[:-3]
+
+
 def task_from_doc(doc: Mapping[str, Any], *, expected_id: str | None, path: str) -> Task:
     """Build a :class:`Task` from a parsed TOML document.
 
@@ -278,7 +381,7 @@ def task_from_doc(doc: Mapping[str, Any], *, expected_id: str | None, path: str)
     :class:`SchemaTooNew`.
     """
     try:
-        _check_schema(doc, path)
+        schema = _check_schema(doc, path)
         tid = _task_id(doc, expected_id)
         raw_state = doc.get("state")
         if raw_state not in STATES:
@@ -297,6 +400,8 @@ def task_from_doc(doc: Mapping[str, Any], *, expected_id: str | None, path: str)
         for key in ("waiting_for", "fail_reason"):
             if key in doc and not isinstance(doc[key], str):
                 raise _Bad(f"'{key}' must be a string, got {doc[key]!r}")
+        parent, result, notes = _schema2(doc, schema)
+        owned = _owned(schema)
         return Task(
             id=tid,
             title=_req_str(doc, "title"),
@@ -311,7 +416,10 @@ def task_from_doc(doc: Mapping[str, Any], *, expected_id: str | None, path: str)
             claim=claim,
             waiting_for=doc.get("waiting_for"),
             fail_reason=doc.get("fail_reason"),
-            extra={k: v for k, v in doc.items() if k not in TASK_FIELDS},
+            extra={k: v for k, v in doc.items() if k not in owned},
+            parent=parent,
+            result=result,
+            notes=notes,
         )
     except _Bad as e:
         raise StoreCorrupt(f"{path}: {e}", path=path, task=expected_id) from None
@@ -340,7 +448,7 @@ def parse_task(data: bytes, *, expected_id: str | None, path: str) -> Task:
 def parse_store_config(data: bytes, path: str = "gitclaim.toml") -> StoreConfig:
     doc = parse_toml(data, path)
     try:
-        _check_schema(doc, path)
+        _check_schema(doc, path, STORE_SCHEMA)
         if doc.get("kind") != "gitclaim-store":
             raise _Bad("'kind' must be \"gitclaim-store\"")
         defaults = doc.get("defaults", {})
@@ -371,9 +479,14 @@ def parse_store_config(data: bytes, path: str = "gitclaim.toml") -> StoreConfig:
 # --- writing -----------------------------------------------------------------
 
 
+def task_schema(task: Task) -> int:
+    """The oldest schema that holds ``task``: 2 only for a task with a parent, a result or notes."""
+    return 2 if task.parent is not None or task.result is not None or task.notes else 1
+
+
 def task_to_doc(task: Task) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "schema": SCHEMA,
+        "schema": task_schema(task),
         "id": task.id,
         "title": task.title,
         "state": task.state.value,
@@ -389,6 +502,8 @@ def task_to_doc(task: Task) -> dict[str, Any]:
         doc["waiting_for"] = task.waiting_for
     if task.fail_reason is not None:
         doc["fail_reason"] = task.fail_reason
+    if task.parent is not None:
+        doc["parent"] = task.parent
     doc["description"] = task.description
     doc["acceptance"] = list(task.acceptance)
     for k, v in task.extra.items():
@@ -399,6 +514,11 @@ def task_to_doc(task: Task) -> dict[str, Any]:
             claim["lease_seconds"] = task.claim.lease_seconds
         claim.update(task.claim.extra)
         doc["claim"] = claim
+    if task.result is not None:
+        r = task.result
+        doc["result"] = {"text": r.text, "by": r.by, "at": utc(r.at)}
+    if task.notes:
+        doc["notes"] = [{"at": utc(n.at), "by": n.by, "text": n.text} for n in task.notes]
     return doc
 
 
@@ -414,11 +534,27 @@ def _has_cr(value: Any) -> bool:
 
 def dump_task(task: Task) -> bytes:
     """The task's file. Raises :class:`BadInput` for a task larger than any
-    reader (this one, the hooks, the validator) would accept."""
+    reader (this one, the hooks, the validator) would accept, or one of
+    schema 1 whose own fields schema 2 would read as its new fields."""
     doc = task_to_doc(task)
+    clash = sorted(set(task.extra) & set(TASK_FIELDS[-3:]))
+    if clash and doc["schema"] >= 2:
+        raise BadInput(
+            f"task {task.id} has fields of its own named {', '.join(clash)}, which schema 2 owns:"
+            " rename them by hand first",
+            task=task.id,
+            fields=clash,
+        )
     # A raw CR inside a multi-line string reads back as a plain newline, so
     # text holding one is written as an escaped single-line string instead.
-    data = tomli_w.dumps(doc, multiline_strings=not _has_cr(doc)).encode("utf-8")
+    multiline = not _has_cr(doc)
+    notes = doc.pop("notes") if task.notes else []  # (in a schema 1 task, "notes" is a field of its own)
+    text = tomli_w.dumps(doc, multiline_strings=multiline)
+    # Always [[notes]] tables, last in the file: appending a note appends lines (tomli_w would
+    # write short ones as one inline array, which every note then rewrites).
+    for n in notes:
+        text += "\n[[notes]]\n" + tomli_w.dumps(n, multiline_strings=multiline)
+    data = text.encode("utf-8")
     if len(data) > MAX_FILE_BYTES:
         raise BadInput(
             f"task {task.id} would be {len(data)} bytes, larger than the {MAX_FILE_BYTES >> 20} MiB"
@@ -430,7 +566,7 @@ def dump_task(task: Task) -> bytes:
 
 
 def dump_store_config(cfg: StoreConfig) -> bytes:
-    doc: dict[str, Any] = {"schema": SCHEMA, "kind": "gitclaim-store"}
+    doc: dict[str, Any] = {"schema": STORE_SCHEMA, "kind": "gitclaim-store"}
     if cfg.created_at is not None:
         doc["created_at"] = utc(cfg.created_at)
     if cfg.created_by is not None:
@@ -468,6 +604,9 @@ def task_from_input(
     }
     if "claim" in raw:
         raise BadInput("a new task cannot carry a claim; claim it with `gitclaim claim`", task=raw.get("id"))
+    for key, how in (("notes", "gitclaim note"), ("result", "gitclaim done --result")):
+        if key in raw:
+            raise BadInput(f"a new task cannot carry {key}; add them with `{how}`", task=raw.get("id"), field=key)
     if doc["state"] not in (State.TODO.value, State.BACKLOG.value, State.SOMEDAY.value):
         raise BadInput(
             f"a new task starts in todo, backlog or someday, not {doc['state']!r}",

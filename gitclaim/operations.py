@@ -17,7 +17,7 @@ This module is data: importing it costs no more than the error classes, so
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -242,6 +242,7 @@ OPERATIONS: tuple[Operation, ...] = (
             Param("tags", list[str] | None, "A tag.", None, ("--tag", "-t")),
             Param("description", str, "Longer description.", "", ("--description",)),
             Param("acceptance", list[str] | None, "An acceptance criterion.", None, ("--acceptance",)),
+            Param("parent", str | None, "The task this one is part of (an epic).", None, ("--parent",), "ID"),
             AGENT,
         ),
         Effect.CHANGE,
@@ -249,7 +250,7 @@ OPERATIONS: tuple[Operation, ...] = (
         (E.AlreadyExists,),
         custom=frozenset({Surface.CLI}),  # with --file it adds many
         usage="add TITLE [--id ID] [--priority N] [--depends-on ID]... [--tag T]... [--description TEXT]"
-        " [--acceptance TEXT]...",
+        " [--acceptance TEXT]... [--parent ID]",
         past="added",
     ),
     Operation(
@@ -267,7 +268,7 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     _view(
         "list",
-        "List tasks, filtered by state, holder or tag; by priority, then age.",
+        "List tasks, filtered by state, holder, tag or parent; by priority, then age.",
         "listing",
         Param(
             "state",
@@ -279,6 +280,7 @@ OPERATIONS: tuple[Operation, ...] = (
         ),
         Param("holder", str | None, "Only tasks held by this agent.", None, ("--holder",), "AGENT"),
         Param("tag", str | None, "Only tasks with this tag.", None, ("--tag", "-t"), "TAG"),
+        Param("parent", str | None, "Only the children of this task.", None, ("--parent",), "ID"),
         LIMIT,
     ),
     Operation(
@@ -319,11 +321,34 @@ OPERATIONS: tuple[Operation, ...] = (
     _verb(
         "release", "Give your claimed task back to the queue.", "released", details="Holder only; it goes back to todo."
     ),
-    _verb(
-        "done",
-        "Mark your claimed task done.",
-        "finished",
-        details="The holder finishes an active task; anyone may approve a task in review.",
+    replace(
+        _verb(
+            "done",
+            "Mark your claimed task done, with what the work produced.",
+            "finished",
+            Param(
+                "result",
+                str | None,
+                "What the work produced (a link, a commit, a summary); recorded with the completion.",
+                None,
+                ("--result",),
+                "TEXT",
+            ),
+            details="The holder finishes an active task; anyone may approve a task in review. A result"
+            " given is kept on the task (show prints it) and named in the commit (log shows it).",
+        ),
+        custom=frozenset({Surface.CLI}),  # --result-file FILE
+        usage="done ID [--result TEXT] [--result-file FILE]",
+    ),
+    Operation(
+        "note",
+        "Append a timestamped note to a task (one commit); notes are never rewritten.",
+        (TASK_ID, Param("text", str, "The note.", metavar="TEXT"), AGENT),
+        Effect.CHANGE,
+        "op",
+        (E.NotFound,),
+        "Anyone may note any task, in any state: progress, findings, what was tried.",
+        past="noted",
     ),
     _verb(
         "handoff",
@@ -548,7 +573,8 @@ def invoke(store: Store, op: Operation, args: Mapping[str, Any]) -> Jsonable:
 
 TASK = (
     "{id, title, state, priority, depends_on, tags, description, acceptance, created_at, created_by,"
-    " claim: {holder, claimed_at, lease_seconds} or null, waiting_for, fail_reason, extra}"
+    " claim: {holder, claimed_at, lease_seconds} or null, waiting_for, fail_reason, extra, parent,"
+    " result: {text, by, at} or null, notes: [{at, by, text}]}"
 )
 ENTRY = "{commit, time, author, subject, op, agent, tasks, from, to, trailers, moves: [move], violations: [text]}"
 MOVE = "{task, verb, from, to, holder_before, holder_after}: what the commit did to one task, read from its file"
@@ -562,7 +588,8 @@ RESULTS: dict[str, tuple[str, tuple[str, ...]]] = {  # the shape, and the terms 
     "op": ("{op, task, from, to, commit, changed, retries, previous_holder, also: [task]}", ("task",)),
     "listing": ("{tasks: [task], problems: [problem], commit, total, cut}", ("task", "problem")),
     "task_view": (
-        "{task, path, blockers: [{id, state}], history: [entry], history_cut, commit, fetched: [text]}",
+        "{task, path, blockers: [{id, state}], children: [{id, state, title}], history: [entry], history_cut,"
+        " commit, fetched: [text]}",
         ("task", "entry", "move"),
     ),
     "heartbeat": ("{agent, at, holding: [task id]}", ()),

@@ -38,12 +38,13 @@ if TYPE_CHECKING:
     from .git import Repo, Tree
     from .model import Task
 
-FORMAT = f"gitclaim-read-index 2 py{sys.version_info.major}{sys.version_info.minor}\n".encode()
+FORMAT = f"gitclaim-read-index 3 py{sys.version_info.major}{sys.version_info.minor}\n".encode()
 NO_TIME = -(1 << 62)  # the sort key of a task without created_at: first, as datetime.min
 
 # One task: id, blob id, state, priority, created (POSIX seconds or NO_TIME),
-# holder (or None), tags, depends_on, title, JSON text (UTF-8: loaded and printed without decoding).
-Row = tuple[str, str, str, int, int, "str | None", tuple[str, ...], tuple[str, ...], str, bytes]
+# holder (or None), tags, depends_on, title, JSON text (UTF-8: loaded and printed without decoding),
+# parent (or None).
+Row = tuple[str, str, str, int, int, "str | None", tuple[str, ...], tuple[str, ...], str, bytes, "str | None"]
 # One file that could not be read: name, blob id, path, message, code.
 Bad = tuple[str, str, str, str, str]
 ID: Final = 0
@@ -188,7 +189,7 @@ def row(task: Task, blob: str) -> Row:
     created = NO_TIME if task.created_at is None else int(task.created_at.timestamp())
     text = json.dumps(task.to_json(), ensure_ascii=False).encode()
     return (task.id, blob, task.state.value, task.priority, created, task.holder, task.tags, task.depends_on,
-            task.title, text)  # fmt: skip
+            task.title, text, task.parent)  # fmt: skip
 
 
 def refresh(repo: Repo, commit: str, previous: Index | None) -> tuple[Index, int]:

@@ -214,6 +214,8 @@ def task_view(v: TaskView) -> None:
         ("tags", escape(", ".join(t.tags)) or "-"),
         ("created", f"{_iso(t.created_at) or '?'} by {escape(t.created_by or '?')}"),
     ]
+    if t.parent:
+        rows.append(("parent", t.parent))
     if t.waiting_for:
         rows.append(("waiting for", escape(t.waiting_for)))
     if t.fail_reason:
@@ -233,12 +235,33 @@ def task_view(v: TaskView) -> None:
         out.print("\n[bold]other fields[/]")
         for k, val in t.extra.items():
             out.print(f"  {escape(k)} = {escape(repr(val))}")
+    _schema2(v)
     if v.history:
         out.print("\n[bold]history[/]")
         if v.history_cut:
             out.print("  [dim](older changes left out)[/]")
         for e in reversed(v.history):
             _entry_line(e)
+
+
+def _schema2(v: TaskView) -> None:
+    """show's result, children and notes."""
+    t = v.task
+    if t.result is not None:
+        out.print(f"\n[bold]result[/] [dim]by {escape(t.result.by)} at {_iso(t.result.at)}[/]")
+        out.print("".join(f"  {escape(line)}\n" for line in t.result.text.splitlines()), end="")
+    if v.children:
+        done = sum(1 for c in v.children if c["state"] in ("done", "cancelled"))
+        out.print(f"\n[bold]children[/] [dim]({done} of {len(v.children)} done or cancelled)[/]")
+        for c in v.children:
+            out.print(f"  [bold]{c['id']}[/] {_state(c['state'])} {escape(c['title'])}")
+    if t.notes:
+        out.print("\n[bold]notes[/]")
+        for n in t.notes:
+            lines = n.text.splitlines() or [""]
+            out.print(f"  {_iso(n.at)}  [dim]{escape(n.by)}[/]  {escape(lines[0])}")
+            for line in lines[1:]:
+                out.print(f"      {escape(line)}")
 
 
 def _entry_line(e: Entry) -> None:
@@ -253,6 +276,11 @@ def _entry_line(e: Entry) -> None:
         f"  {_iso(e.time)}  [dim]{e.commit[:10]}[/]  {escape(e.op or '?'):<8} "
         f"{escape(e.agent or e.author):<16} {tasks} {change}"
     )
+    rec = e.record
+    if rec is not None and rec.op == "note" and rec.note:
+        out.print(f"      [dim]note:[/] {escape(rec.note)}")
+    if rec is not None and rec.result:
+        out.print(f"      [dim]result:[/] {escape(rec.result)}")
     for problem in e.violations:  # what the change broke, or what its trailers got wrong
         out.print(f"      [red]![/] {escape(problem)}")
 
@@ -345,9 +373,7 @@ def board(b: Board) -> None:
     for state, tasks in b.columns.items():
         if not b.total(state) and state in ("someday", "cancelled", "failed", "backlog", "waiting", "review"):
             continue
-        body = "\n".join(
-            f"[bold]{t.id}[/] p{t.priority}" + (f" [dim]{escape(t.holder)}[/]" if t.holder else "") for t in tasks
-        )
+        body = _column(tasks)
         total = b.total(state)
         if total > len(tasks):
             body += f"\n[dim]... {total - len(tasks):,} more[/]"
@@ -355,6 +381,23 @@ def board(b: Board) -> None:
     out.print(Columns(panels))
     if b.cut:
         (out if out.is_terminal else err).print("[dim]--all shows every task, --limit N the first N of each state[/]")
+
+
+def _column(tasks: tuple[Task, ...]) -> str:
+    """One board column: tasks without a parent first, then each parent's children under its id."""
+    groups: dict[str | None, list[Task]] = {}
+    for t in tasks:
+        groups.setdefault(t.parent, []).append(t)
+    lines = []
+    for parent, members in sorted(groups.items(), key=lambda kv: (kv[0] is not None, kv[0] or "")):
+        if parent is not None:
+            lines.append(f"[dim]{parent}:[/]")
+        pad = "  " if parent is not None else ""
+        lines += [
+            f"{pad}[bold]{t.id}[/] p{t.priority}" + (f" [dim]{escape(t.holder)}[/]" if t.holder else "")
+            for t in members
+        ]
+    return "\n".join(lines)
 
 
 def who(w: Who) -> None:

@@ -158,6 +158,7 @@ class TaskView:
     history: tuple[audit.Entry, ...]  # every change to the task's file, newest first
     commit: str
     history_cut: bool = False  # a history_limit left older changes out
+    children: tuple[dict[str, str], ...] = ()  # the tasks whose parent it is: {id, state, title}
     fetched: tuple[str, ...] = ()  # what reading the history fetched (a shallow clone's rest, archives)
 
     def to_json(self) -> dict[str, Any]:
@@ -165,6 +166,7 @@ class TaskView:
             "task": self.task.to_json(),
             "path": task_path(self.task.id),
             "blockers": list(self.blockers),
+            "children": list(self.children),
             "history": [e.to_json() for e in self.history],
             "history_cut": self.history_cut,
             "commit": self.commit,

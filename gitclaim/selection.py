@@ -21,6 +21,7 @@ CREATED: Final = 4
 HOLDER: Final = 5
 TAGS: Final = 6
 DEPENDS: Final = 7
+PARENT: Final = 10
 CLAIMABLE = frozenset({"backlog", "todo"})
 STATES = ("backlog", "todo", "active", "waiting", "review", "done", "cancelled", "someday", "failed")
 
@@ -37,13 +38,16 @@ def ready(rows: Sequence[Row]) -> list[Row]:
     return out
 
 
-def listed(rows: Iterable[Row], states: set[str] | None, holder: str | None, tag: str | None) -> list[Row]:
+def listed(
+    rows: Iterable[Row], states: set[str] | None, holder: str | None, tag: str | None, parent: str | None = None
+) -> list[Row]:
     out = [
         r
         for r in rows
         if (states is None or r[STATE] in states)
         and (holder is None or r[HOLDER] == holder)
         and (tag is None or tag in r[TAGS])
+        and (parent is None or r[PARENT] == parent)
     ]
     out.sort(key=_key)
     return out

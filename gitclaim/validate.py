@@ -22,7 +22,7 @@ from functools import lru_cache
 
 from .errors import SchemaTooNew, StoreCorrupt
 from .ids import STORE_FILE, TASKS_DIR, fanout, is_valid_id
-from .model import Claim, State, Task, parse_store_config, parse_task
+from .model import Claim, State, Task, _iso, parse_store_config, parse_task
 from .policy import ACCESS_FILE
 from .policy import FILES as POLICY_FILES
 from .policy import parse as parse_policy
@@ -35,6 +35,7 @@ NEW_STATES = frozenset({State.TODO, State.BACKLOG, State.SOMEDAY})
 class Violation:
     path: str
     rule: str  # schema | store-file | layout | deleted | new-task | transition | claimable | ownership | claim-fields
+    # | notes | result | parent
     message: str
     task: str | None = None
     commit: str | None = None
@@ -79,6 +80,8 @@ class TaskMove:
     holder_after: str | None = None
     verbs: tuple[str, ...] = ()
     cascade: bool = False  # a claim cleared because a task it depends on was retried in the same commit
+    notes_added: int = 0  # notes appended to the task (the verb is then ``note``)
+    result_set: bool = False  # the commit records a result (with ``done``)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -185,6 +188,10 @@ def classify_commit(
         out.append(
             Violation(ctx.rewired[cycle[0]], "schema", f"dependency cycle: {' -> '.join(cycle)}", cycle[0], commit)
         )
+    for tid, path in ctx.reparented.items():
+        loop = parent_cycle(tid, lookup)
+        if loop is not None:
+            out.append(Violation(path, "parent", f"parent cycle: {' -> '.join(loop)}", tid, commit))
     return Verdict(_cascades(ctx.moves, lookup), tuple(out), tuple(ctx.policy))
 
 
@@ -218,10 +225,14 @@ class _Context:
     now: datetime
     last_seen: Mapping[str, datetime]
     rewired: dict[str, str] = field(default_factory=dict)  # task id -> path: this commit sets its dependencies
+    reparented: dict[str, str] = field(default_factory=dict)  # task id -> path: this commit sets its parent
     moves: list[TaskMove] = field(default_factory=list)
     policy: list[str] = field(default_factory=list)
 
-    def moved(self, tid: str, verbs: list[str], old: Task | None, new: Task | None, fallback: str) -> None:
+    def moved(
+        self, tid: str, verbs: list[str], old: Task | None, new: Task | None, fallback: str, *, notes: int = 0,
+        result: bool = False,
+    ) -> None:  # fmt: skip
         self.moves.append(
             TaskMove(
                 tid,
@@ -231,6 +242,8 @@ class _Context:
                 old.claim.holder if old is not None and old.claim is not None else None,
                 new.claim.holder if new is not None and new.claim is not None else None,
                 tuple(verbs),
+                notes_added=notes,
+                result_set=result,
             )
         )
 
@@ -273,20 +286,84 @@ def _check_file(ctx: _Context, path: str, old_b: bytes | None, new_b: bytes | No
             broken = True  # repairing a broken file: only the new one must be valid
     if new.depends_on and new.depends_on != (old.depends_on if old is not None else None):
         ctx.rewired[tid] = path
+    out += _check_parent(ctx, path, old, new)
     if broken:
         ctx.moved(tid, [], None, new, "repair")
         if new.state in (State.ACTIVE, State.WAITING, State.REVIEW):
             out.append(("claim-fields", f"a repaired task {tid} must not carry a claim; claim it", tid))
     elif old is None:
-        legal = new.state in NEW_STATES and new.claim is None
-        ctx.moved(tid, ["add"] if legal else [], None, new, "illegal")
-        if not legal:
-            out.append(("new-task", f"a new task starts unclaimed in todo, backlog or someday, not {new.state}", tid))
+        out += _check_new(ctx, new)
     else:
         verbs, why = _check_move(old, new, ctx.agent, ctx.lookup, ctx.now, ctx.last_seen)
-        ctx.moved(tid, verbs, old, new, "illegal")
-        out += [(rule, msg, tid) for rule, msg in why]
+        verbs, more = notes_and_result(old, new, ctx.agent, verbs)
+        added = len(new.notes) - len(old.notes) if not more else 0
+        ctx.moved(tid, verbs, old, new, "illegal", notes=added, result=old.result != new.result and not more)
+        out += [(rule, msg, tid) for rule, msg in (*why, *more)]
     return out
+
+
+def _check_parent(ctx: _Context, path: str, old: Task | None, new: Task) -> _Found:
+    if new.parent is None or new.parent == (old.parent if old is not None else None):
+        return []
+    ctx.reparented[new.id] = path
+    if ctx.lookup(new.parent) is None:
+        return [("parent", f"{new.id}'s parent {new.parent!r} does not exist", new.id)]
+    return []
+
+
+def _check_new(ctx: _Context, new: Task) -> _Found:
+    legal = new.state in NEW_STATES and new.claim is None
+    ctx.moved(new.id, ["add"] if legal and not (new.notes or new.result) else [], None, new, "illegal")
+    if not legal:
+        return [("new-task", f"a new task starts unclaimed in todo, backlog or someday, not {new.state}", new.id)]
+    if new.notes or new.result:
+        return [("new-task", f"a new task {new.id} starts without notes or a result", new.id)]
+    return []
+
+
+def notes_and_result(old: Task, new: Task, agent: str, verbs: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Notes are appended, each by its author, in a commit of their own (the
+    verb ``note``), and never rewritten or removed; a result is recorded by
+    the agent that completes the task (``done``), and never removed. Returns
+    the verbs that allow the change and why it is illegal."""
+    kept = new.notes[: len(old.notes)]
+    if kept != old.notes:
+        which = next(i for i, n in enumerate(old.notes) if i >= len(kept) or kept[i] != n)
+        n = old.notes[which]
+        return [], [("notes", f"{old.id}: notes are never rewritten or removed; note {which + 1} (by {n.by}"
+                     f" at {_iso(n.at)}) was changed or dropped")]  # fmt: skip
+    why: list[tuple[str, str]] = []
+    added = new.notes[len(old.notes) :]
+    if added:
+        why += [("notes", f"{old.id}: a note names its author; {n.by} is not {agent}") for n in added if n.by != agent]
+        if verbs == ["edit"] and new.evolve(notes=old.notes) == old:
+            verbs = ["note"]
+        elif verbs:
+            why.append(("notes", f"{old.id}: a note is appended in a commit of its own (gitclaim note)"))
+    if old.result != new.result:
+        if new.result is None:
+            why.append(("result", f"{old.id}: a result is never removed"))
+        elif "done" not in verbs:
+            why.append(("result", f"{old.id}: a result is recorded only with done"))
+        elif new.result.by != agent:
+            why.append(("result", f"{old.id}: a result names its author; {new.result.by} is not {agent}"))
+    return ([] if why else verbs), why
+
+
+def parent_cycle(start: str, lookup: Callable[[str], Task | None], limit: int = 10_000) -> list[str] | None:
+    """The chain of parents from ``start`` back to itself, or None. A loop
+    higher up that ``start`` only reaches is not its own and is not reported."""
+    path, seen = [start], {start}
+    task = lookup(start)
+    while task is not None and task.parent is not None and len(path) < limit:
+        path.append(task.parent)
+        if task.parent == start:
+            return path
+        if task.parent in seen:
+            return None
+        seen.add(task.parent)
+        task = lookup(task.parent)
+    return None
 
 
 def _readable(data: bytes | None, tid: str, path: str) -> Task | None:

@@ -200,15 +200,31 @@ def _label(text: str, limit: int = 40) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+def _by_parent(tasks: Sequence[Task]) -> list[tuple[str | None, list[Task]]]:
+    """Tasks by id, grouped by parent: those without one first (a graph without
+    parents is drawn as before), then each parent's children."""
+    groups: dict[str | None, list[Task]] = {}
+    for t in sorted(tasks, key=lambda t: t.id):
+        groups.setdefault(t.parent, []).append(t)
+    return sorted(groups.items(), key=lambda kv: (kv[0] is not None, kv[0] or ""))
+
+
 def dot(tasks: Sequence[Task]) -> str:
     """Graphviz DOT: an edge from each dependency to the task that waits for it."""
     lines = ["digraph gitclaim {", "  rankdir=LR;", "  node [shape=box, style=rounded];"]
     colors = {"done": "gray60", "active": "orange", "failed": "red", "cancelled": "gray80", "waiting": "purple"}
     ids = {t.id for t in tasks}
-    for t in sorted(tasks, key=lambda t: t.id):
-        label = _label(t.title).replace("\\", "\\\\").replace('"', '\\"')
-        color = colors.get(t.state.value, "black")
-        lines.append(f'  "{t.id}" [label="{t.id}\\n{label}\\n({t.state.value})", color="{color}"];')
+    for parent, members in _by_parent(tasks):
+        pad = "  " if parent is None else "    "
+        if parent is not None:  # a cluster of the parent's children (the parent's own node stays outside)
+            lines.append(f'  subgraph "cluster_{parent}" {{')
+            lines.append(f'    label="{parent}"; style=dashed;')
+        for t in members:
+            label = _label(t.title).replace("\\", "\\\\").replace('"', '\\"')
+            color = colors.get(t.state.value, "black")
+            lines.append(f'{pad}"{t.id}" [label="{t.id}\\n{label}\\n({t.state.value})", color="{color}"];')
+        if parent is not None:
+            lines.append("  }")
     for t in sorted(tasks, key=lambda t: t.id):
         for d in t.depends_on:
             style = "" if d in ids else ' [style=dashed, label="missing"]'
@@ -225,9 +241,15 @@ def mermaid(tasks: Sequence[Task]) -> str:
         return "t_" + re.sub(r"[^A-Za-z0-9]", lambda m: f"_{ord(m.group()):02x}", i)
 
     lines = ["flowchart LR"]
-    for t in sorted(tasks, key=lambda t: t.id):
-        label = _label(t.title).replace('"', "'")
-        lines.append(f'  {node(t.id)}["{t.id}: {label} ({t.state.value})"]')
+    for parent, members in _by_parent(tasks):
+        pad = "  " if parent is None else "    "
+        if parent is not None:
+            lines.append(f'  subgraph {node("group " + parent)}["{parent}"]')
+        for t in members:
+            label = _label(t.title).replace('"', "'")
+            lines.append(f'{pad}{node(t.id)}["{t.id}: {label} ({t.state.value})"]')
+        if parent is not None:
+            lines.append("  end")
     for t in sorted(tasks, key=lambda t: t.id):
         for d in t.depends_on:
             lines.append(f"  {node(d)} --> {node(t.id)}")

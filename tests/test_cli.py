@@ -24,6 +24,7 @@ ERROR_KEYS = {"code", "exit", "message", "details"}
 TASK_KEYS = {
     "id", "title", "state", "priority", "depends_on", "tags", "description",
     "acceptance", "created_at", "created_by", "claim", "waiting_for", "fail_reason", "extra",
+    "parent", "result", "notes",
 }  # fmt: skip
 ENTRY_KEYS = {
     "commit",
@@ -149,7 +150,7 @@ def test_every_command_json_shape(env: Env) -> None:
     assert [x["id"] for x in env.ok("ready")["tasks"]] == ["fix-login"]
 
     shown = env.ok("show", "docs")
-    assert set(shown) == {"task", "path", "blockers", "history", "history_cut", "commit"}
+    assert set(shown) == {"task", "path", "blockers", "children", "history", "history_cut", "commit", "fetched"}
     assert shown["path"] == task_path("docs")
     assert shown["blockers"] == [{"id": "fix-login", "state": "todo"}]
     assert [h["op"] for h in shown["history"]] == ["add"]
@@ -177,7 +178,7 @@ def test_every_command_json_shape(env: Env) -> None:
     assert finished["commit"] == env.tip()
 
     log = env.ok("log")
-    assert set(log) == {"entries", "cut", "commit", "total"}
+    assert set(log) == {"entries", "cut", "commit", "total", "fetched"}
     assert all(set(e) == ENTRY_KEYS for e in log["entries"])
     assert [e["op"] for e in log["entries"]] == ["done", "claim", "release", "claim", "add", "add", "init"]
     assert log["entries"][0]["agent"] == "agent-2" and log["entries"][0]["tasks"] == ["fix-login"]
@@ -471,7 +472,7 @@ id = "ui"
 title = "Build the UI"
 depends_on = ["api", "db"]
 
-[task.notes]
+[task.team]
 owner = "web team"
 
 [[task]]
@@ -491,7 +492,7 @@ def test_add_file_toml_batch_with_dependencies_is_one_commit(env: Env, tmp_path:
     assert ids[3].startswith("gc-")
     by_id = {t["id"]: t for t in r["tasks"]}
     assert by_id["api"]["depends_on"] == ["db"] and by_id["api"]["extra"] == {"estimate": 5}
-    assert by_id["ui"]["extra"] == {"notes": {"owner": "web team"}}
+    assert by_id["ui"]["extra"] == {"team": {"owner": "web team"}}
     # the commit names every task it added
     msg = git("log", "-1", "--format=%B", "gitclaim", cwd=env.remote.path)
     assert msg.count("Gitclaim-Task: ") == 4

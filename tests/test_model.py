@@ -113,7 +113,7 @@ def test_unknown_keys_inside_claim_survive_a_rewrite() -> None:
 
 def test_dump_writes_schema_and_owned_fields() -> None:
     doc = tomllib.loads(model.dump_task(full_task()).decode())
-    assert doc["schema"] == model.SCHEMA == 1
+    assert doc["schema"] == 1  # no parent, result or notes: still schema 1 (docs/design.md)
     assert doc["id"] == "fix-login"
     assert doc["state"] == "active"
     assert doc["claim"]["holder"] == "agent-7"
@@ -205,19 +205,19 @@ def test_round_trip_property(t: Task) -> None:
 # --- schema ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("schema", [2, 999])
+@pytest.mark.parametrize("schema", [3, 999])
 def test_newer_schema_is_refused_as_schema_too_new(schema: int) -> None:
     with pytest.raises(SchemaTooNew) as ei:
         parse(minimal(schema=str(schema)))
     assert ei.value.exit_code == 12
-    assert ei.value.details == {"schema": schema, "supported": 1}
+    assert ei.value.details == {"schema": schema, "supported": 2}
     assert PATH in ei.value.message
 
 
 def test_schema_too_new_wins_over_other_problems() -> None:
     # A newer schema may well have fields this version does not know.
     with pytest.raises(SchemaTooNew):
-        parse(b'schema = 2\nid = "fix-login"\nstate = "brand-new-state"\n')
+        parse(b'schema = 3\nid = "fix-login"\nstate = "brand-new-state"\n')
 
 
 @pytest.mark.parametrize("schema", ["0", "-1", '"1"', "true", "1.0", None])
@@ -401,6 +401,7 @@ def test_to_json_shape() -> None:
     assert set(j) == {
         "id", "title", "state", "priority", "depends_on", "tags", "description",
         "acceptance", "created_at", "created_by", "claim", "waiting_for", "fail_reason", "extra",
+        "parent", "result", "notes",
     }  # fmt: skip
     assert j["state"] == "active"
     assert j["claim"] == {"holder": "agent-7", "claimed_at": "2026-01-31T12:05:00Z", "lease_seconds": None}

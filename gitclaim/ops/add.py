@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -121,3 +121,20 @@ def check_new_deps(snap: Snapshot, batch: Mapping[str, Task]) -> None:
     cycles = rules.dependency_cycles((t.id for t in batch.values() if t.depends_on), lookup)
     if cycles:
         raise BadInput(f"dependency cycle: {' -> '.join(cycles[0])}", cycle=cycles[0])
+    check_parents(batch, lookup)
+
+
+def check_parents(batch: Mapping[str, Task], lookup: Callable[[str], Task | None]) -> None:
+    """Every parent named exists (in the store or the batch), and no chain of parents loops."""
+    from ..validate import parent_cycle
+
+    for t in batch.values():
+        if t.parent is None:
+            continue
+        if lookup(t.parent) is None:
+            raise BadInput(
+                f"{t.id}'s parent {t.parent!r} is neither in the store nor in this batch", task=t.id, parent=t.parent
+            )
+        loop = parent_cycle(t.id, lookup)
+        if loop is not None:
+            raise BadInput(f"parent cycle: {' -> '.join(loop)}", cycle=loop)

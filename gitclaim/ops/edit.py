@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ..snapshot import Snapshot
 
 _LIST_FIELDS = ("tags", "depends_on", "acceptance")
-_OWNED = ("schema", "id", "claim", "created_at", "created_by", "waiting_for", "fail_reason")
+_OWNED = ("schema", "id", "claim", "created_at", "created_by", "waiting_for", "fail_reason", "notes", "result")
 
 
 def edit(store: Store, task_id: str, changes: Mapping[str, str], agent: str | None) -> OpResult:
@@ -41,7 +41,7 @@ def edit(store: Store, task_id: str, changes: Mapping[str, str], agent: str | No
                     f" use a verb to make it {new.state.value}",
                     task=task_id,
                 )
-        if new.depends_on != task.depends_on:
+        if new.depends_on != task.depends_on or (new.parent != task.parent and new.parent is not None):
             check_new_deps(snap, {new.id: new})
         record = audit.Record(
             op="edit",
@@ -61,9 +61,11 @@ def edited(task: Task, changes: Mapping[str, str]) -> Task:
     """The task with ``changes`` applied and validated. Pure. Raises :class:`BadInput`."""
     import tomllib
 
-    from ..model import task_from_doc, task_to_doc
+    from ..model import SCHEMA, task_from_doc, task_to_doc
 
     doc = task_to_doc(task)
+    if "parent" in changes:  # schema 2's parent, not a field of one's own (a schema 1 task keeps its schema)
+        doc["schema"] = SCHEMA
     for key, text in changes.items():
         if key in _OWNED:
             raise BadInput(f"{key!r} cannot be edited; claims change only through verbs", field=key)
@@ -76,8 +78,11 @@ def edited(task: Task, changes: Mapping[str, str]) -> Task:
             value = text
         if key in _LIST_FIELDS and not isinstance(value, list):
             value = [part.strip() for part in text.split(",") if part.strip()]
-        if key in ("title", "description", "state") and not isinstance(value, str):
+        if key in ("title", "description", "state", "parent") and not isinstance(value, str):
             value = text
+        if key == "parent" and not value.strip():
+            doc.pop("parent", None)  # --set parent= : no parent any more
+            continue
         doc[key] = value
     try:
         return task_from_doc(doc, expected_id=task.id, path=f"task {task.id}")

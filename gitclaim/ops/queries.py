@@ -26,8 +26,9 @@ def list_tasks(
     tag: str | None,
     offline: bool,
     limit: int | None = None,
+    parent: str | None = None,
 ) -> Listing:
-    """Tasks filtered by state(s), holder and tag, ordered like ``ready``."""
+    """Tasks filtered by state(s), holder, tag and parent, ordered like ``ready``."""
     states = set(state) if state else None
     if states:
         unknown = states - set(STATES)
@@ -37,9 +38,11 @@ def list_tasks(
                 states=sorted(unknown),
             )
     _limit(limit)
+    if parent is not None:
+        validate_id(parent)
     tip = store._tip(offline)
     idx = store.read_index(tip)
-    return _listing(store, tip, idx, selection.listed(idx.rows(), states, holder, tag), limit)
+    return _listing(store, tip, idx, selection.listed(idx.rows(), states, holder, tag, parent), limit)
 
 
 def ready(store: Store, offline: bool, limit: int | None = None) -> Listing:
@@ -85,7 +88,12 @@ def show(store: Store, task_id: str, offline: bool, history_limit: int | None) -
     deps = snap.tasks_by_id(task.depends_on)
     said: list[str] = []
     hist, cut = _first(history.task_entries(store, tip, task_id, reach=not offline, said=said), history_limit)
-    return TaskView(task, tuple(rules.blockers(task, deps)), hist, tip, history_cut=cut, fetched=tuple(said))
+    kids = selection.listed(store.read_index(tip).rows(), None, None, None, task_id)
+    children = tuple(
+        {"id": r[readindex.ID], "state": r[readindex.STATE], "title": r[readindex.TITLE]} for r in kids
+    )
+    blockers = tuple(rules.blockers(task, deps))
+    return TaskView(task, blockers, hist, tip, history_cut=cut, children=children, fetched=tuple(said))
 
 
 def board(store: Store, offline: bool, limit: int | None = None) -> views.Board:

@@ -15,7 +15,7 @@ from .. import audit, rules
 from ..cas import NoWrite, Write
 from ..errors import BadInput, NotClaimable, NotHolder
 from ..ids import task_path, validate_agent, validate_id
-from ..model import State, Task, dump_task, utc
+from ..model import MAX_RESULT, Result, State, Task, dump_task, utc
 from ..results import OpResult, with_commit
 from . import history
 
@@ -70,10 +70,16 @@ VERBS: dict[str, Verb] = {
 }
 
 
-def run(store: Store, verb: str, task_id: str, agent: str | None, *, to: str | None = None, text: str = "") -> OpResult:
-    """Apply ``verb`` to one task in one commit. Raises :class:`NotClaimable`,
-    :class:`NotHolder`, :class:`NotFound`, :class:`BadInput`."""
+def run(
+    store: Store, verb: str, task_id: str, agent: str | None, *, to: str | None = None, text: str = "",
+    result: str | None = None,
+) -> OpResult:  # fmt: skip
+    """Apply ``verb`` to one task in one commit; ``result`` (done only) is
+    recorded with it. Raises :class:`NotClaimable`, :class:`NotHolder`,
+    :class:`NotFound`, :class:`BadInput`."""
     spec = VERBS[verb]
+    if result is not None:
+        result = result_text(result)
     if to is not None:
         validate_agent(to)
     fields: dict[str, str] = {}
@@ -94,13 +100,24 @@ def run(store: Store, verb: str, task_id: str, agent: str | None, *, to: str | N
             row = rules.check_move(verb, task, who)
         except (NotClaimable, NotHolder):
             again = _landed_before(store, snap, task, verb, who, to, fields)
-            if again is not None:
+            if again is not None and (result is None or (task.result is not None and task.result.text == result)):
                 return NoWrite(again)
             raise
-        return _write(store, snap, spec, row, task, who, to, fields)
+        return _write(store, snap, spec, row, task, who, to, fields, result)
 
     out = store._mutate(who, decide)
     return with_commit(out)
+
+
+def result_text(text: str) -> str:
+    """A result as given: kept as written (lines and all), bounded. Raises :class:`BadInput`."""
+    text = text.strip("\n")
+    if not text.strip():
+        raise BadInput("the result is empty: say what the work produced (a link, a commit, a summary)")
+    if len(text) > MAX_RESULT:
+        raise BadInput(f"the result is {len(text)} characters, more than {MAX_RESULT}: link to it instead",
+                       length=len(text))  # fmt: skip
+    return text
 
 
 def _landed_before(
@@ -129,11 +146,15 @@ def _write(
     who: str,
     to: str | None,
     fields: Mapping[str, str],
+    result: str | None = None,
 ) -> Write[OpResult]:
     transfer = row.claim is rules.ClaimEffect.TRANSFER
     if transfer and task.holder == to:
         raise BadInput(f"{task.id} is already held by {to}", task=task.id, to=to)
-    new = rules.apply_move(row, task, now=utc(store.clock()), to=to, **fields)
+    now = utc(store.clock())
+    new = rules.apply_move(row, task, now=now, to=to, **fields)
+    if result is not None:
+        new = new.evolve(result=Result(result, who, now))
     files = {task_path(task.id): dump_task(new)}
     # whose claim this ended: another agent's, or the caller's own passed on
     previous = task.holder if transfer or task.holder not in (None, new.holder, who) else None
@@ -148,6 +169,7 @@ def _write(
         previous_holder=previous,
         to_agent=to,
         note=note,
+        result=None if result is None else audit.one_line(result),
         cleared=tuple(audit.Cleared(t.id, holder) for t, holder in cleared),
     )
     subject = spec.subject.format(verb=spec.name, task=task.id, agent=who, to=to, note=note)
@@ -156,8 +178,8 @@ def _write(
     if cleared and spec.if_cleared:
         subject += spec.if_cleared.format(cleared=len(cleared))
     also = tuple(t for t, _ in cleared)
-    result = OpResult(spec.name, new, task.state.value, None, True, 0, previous_holder=previous, also=also)
-    return Write(files, audit.write(subject, record), result)
+    out = OpResult(spec.name, new, task.state.value, None, True, 0, previous_holder=previous, also=also)
+    return Write(files, audit.write(subject, record), out)
 
 
 def _clear_downstream(snap: Snapshot, task: Task, files: dict[str, bytes]) -> list[tuple[Task, str]]:
