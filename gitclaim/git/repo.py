@@ -456,16 +456,19 @@ class Repo:
         return NetworkTransport(self, remote, branch, url)
 
     def transport_kind(self, remote: str) -> str:
-        """``git`` or ``libgit2``: ``remote.<name>.gitclaimTransport``, else ``gitclaim.transport``
-        (the clone's, else the user's global default), else DEFAULT_TRANSPORT. Raises BadInput."""
-        for key in (f"remote.{remote}.gitclaimTransport", "gitclaim.transport"):
-            value = self.config_get(key)
+        """``git`` or ``libgit2``: GITCLAIM_TRANSPORT, else ``remote.<name>.gitclaimTransport``, else
+        ``gitclaim.transport`` (the clone's, else the user's global default), else DEFAULT_TRANSPORT.
+        Raises BadInput."""
+        for key in ("GITCLAIM_TRANSPORT", f"remote.{remote}.gitclaimTransport", "gitclaim.transport"):
+            value = os.environ.get(key) if key.isupper() else self.config_get(key)
+            if value == "" and key.isupper():
+                value = None
             if value is None:
                 continue
             if value.strip().lower() not in TRANSPORTS:
                 raise BadInput(
                     f"{key} is {value!r}; it must be one of {', '.join(TRANSPORTS)}",
-                    hint=f"git config {key} git (the system's git and ssh) or libgit2 (in-process)",
+                    hint=f"set {key} to git (the system's git and ssh) or libgit2 (in-process)",
                     key=key,
                 )
             return value.strip().lower()

@@ -191,11 +191,14 @@ def porcelain(out: str, dst: str) -> tuple[str, str] | None:
 class SystemGitTransport(Transport):
     """git://, ssh:// or http(s):// remotes through the git program."""
 
-    def __init__(self, repo: Repo, remote: str, branch: str, url: str, git: str, *, shallow: bool = True) -> None:
+    def __init__(self, repo: Repo, remote: str, branch: str, url: str, git: str, *, shallow: bool = False) -> None:
         super().__init__(repo, remote, branch)
         self.url = url
         self.git = git
-        self.shallow = shallow  # a clone without the branch yet fetches its tip only (depth 1)
+        # With ``shallow``, a clone without the branch yet fetches its tip only (depth 1), and
+        # deepen() brings the rest. Off until every history walk (a lost race names the
+        # winner's commit from the history) deepens first: issue 13 wires it.
+        self.shallow = shallow
         from . import sshconfig
 
         self.is_ssh = sshconfig.split_ssh_url(url) is not None
@@ -220,6 +223,16 @@ class SystemGitTransport(Transport):
                                       multiplex=self.repo.config_get("gitclaim.sshShare") != "false")  # fmt: skip
                 if command is not None:
                     env["GIT_SSH_COMMAND"] = command
+            ca = os.environ.get("GITCLAIM_CA_BUNDLE") if self.is_http else None
+            if ca:
+                if not os.path.isfile(os.path.expanduser(ca)):
+                    raise BadInput(
+                        f"the CA bundle {ca} does not exist",
+                        hint="point GITCLAIM_CA_BUNDLE (or git's http.sslCAInfo) at a PEM file with the CA's "
+                        "certificate",
+                        path=ca,
+                    )
+                env["GIT_SSL_CAINFO"] = os.path.expanduser(ca)  # the environment's: it beats git's config
             self._env = env
         return self._env
 
@@ -229,16 +242,6 @@ class SystemGitTransport(Transport):
                 "-c", "maintenance.auto=false", "-c", "fetch.writeCommitGraph=false",
                 "-c", "fetch.showForcedUpdates=false", "-c", "push.useBitmaps=true"]  # fmt: skip
         if self.is_http:
-            ca = os.environ.get("GITCLAIM_CA_BUNDLE")
-            if ca:
-                if not os.path.isfile(os.path.expanduser(ca)):
-                    raise BadInput(
-                        f"the CA bundle {ca} does not exist",
-                        hint="point GITCLAIM_CA_BUNDLE (or git's http.sslCAInfo) at a PEM file with the CA's "
-                        "certificate",
-                        path=ca,
-                    )
-                opts += ["-c", f"http.sslCAInfo={os.path.expanduser(ca)}"]
             if os.environ.get("GITCLAIM_TOKEN"):
                 opts += ["-c", "credential.helper=", "-c", f"credential.helper={_TOKEN_HELPER}"]
         return opts
