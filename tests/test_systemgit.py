@@ -122,7 +122,7 @@ def test_an_ssh_remote_behind_a_proxyjump_host(
 ) -> None:
     remote = ssh_client.remote("jumped")
     known = tmp_path / "jump_known"
-    known.write_text(jump_sshd.known_hosts_line.replace("127.0.0.1", "jumphost", 1).replace("[jumphost]", "[127.0.0.1]"))
+    known.write_text(jump_sshd.known_hosts_line)
     cfg = ssh_config(tmp_path, ssh_client, (
         f"Host jumphost\n  HostName 127.0.0.1\n  Port {jump_sshd.port}\n  User {SSH_USER}\n"
         f"  IdentityFile {jump_sshd.client_key}\n  UserKnownHostsFile {known}\n"
@@ -187,8 +187,8 @@ def test_a_credential_helper_in_gits_config_is_used_over_https(
     monkeypatch.delenv("GIT_SSL_CAINFO", raising=False)  # a machine's own would beat the clone's http.sslCAInfo
     log = tmp_path / "asked"
     helper = tmp_path / "manager.sh"
-    helper.write_text(f'#!/bin/sh\necho "$1" >> {log}\n'
-                      f'[ "$1" = get ] && printf "username=agent\\npassword={HTTPS_USERS["agent"]}\\n"\nexit 0\n')  # fmt: skip
+    answer = f"username=agent\\npassword={HTTPS_USERS['agent']}\\n"
+    helper.write_text(f'#!/bin/sh\necho "$1" >> {log}\n[ "$1" = get ] && printf "{answer}"\nexit 0\n')
     helper.chmod(0o755)
     paths = []
     for name in ("admin", "agent"):

@@ -241,9 +241,8 @@ class SystemGitTransport(Transport):
         opts = ["-c", "http.lowSpeedLimit=1", "-c", f"http.lowSpeedTime={idle}", "-c", "gc.auto=0",
                 "-c", "maintenance.auto=false", "-c", "fetch.writeCommitGraph=false",
                 "-c", "fetch.showForcedUpdates=false", "-c", "push.useBitmaps=true"]  # fmt: skip
-        if self.is_http:
-            if os.environ.get("GITCLAIM_TOKEN"):
-                opts += ["-c", "credential.helper=", "-c", f"credential.helper={_TOKEN_HELPER}"]
+        if self.is_http and os.environ.get("GITCLAIM_TOKEN"):
+            opts += ["-c", "credential.helper=", "-c", f"credential.helper={_TOKEN_HELPER}"]
         return opts
 
     def _idle(self) -> float:
@@ -347,4 +346,3 @@ class SystemGitTransport(Transport):
             reason=scrub(short),
             server_output=words,
         )
-
