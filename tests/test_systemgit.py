@@ -222,3 +222,40 @@ def test_an_unknown_host_key_and_a_closed_port_through_git(
     assert err["details"]["reason"] == "unreachable" and "Connection refused" in err["message"], err
     assert "Traceback" not in r.stderr
     assert os.environ["GITCLAIM_TRANSPORT"] == "git"
+
+
+def test_the_ssh_command_keeps_the_users_own_and_adds_sharing_only_where_it_is_unsaid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gitclaim.git import sshmux
+
+    short = Path(tempfile.mkdtemp(prefix="gcs-", dir="/tmp"))  # a socket's path is at most 104 bytes
+    folder = short / "s"
+    monkeypatch.setenv("GITCLAIM_SSH_CONTROL_DIR", str(folder))
+    plain = tmp_path / "plain"
+    plain.write_text("Host *\n  User me\n")
+    own = tmp_path / "own"
+    included = tmp_path / "shared.conf"
+    included.write_text("ControlPath ~/.ssh/cm-%C\n")
+    own.write_text(f"Include {included.name}\nHost *\n  User me\n")
+    cmd = sshmux.ssh_command(f"ssh -F {plain}", key="/k/agent a", connect_ms=2500)
+    assert cmd is not None and cmd.startswith(f"ssh -F {plain} ")
+    assert "ConnectTimeout=3" in cmd and "BatchMode=yes" in cmd and "'/k/agent a'" in cmd
+    assert f"ControlPath={folder}/%C-" in cmd and "ControlMaster=auto" in cmd
+    assert (folder.stat().st_mode & 0o777) == 0o700
+    other = sshmux.ssh_command(f"ssh -F {plain}", key="/k/other", connect_ms=2500)
+    assert other is not None and other.split("ControlPath=")[1][:60] != cmd.split("ControlPath=")[1][:60]
+    assert "ControlPersist" not in (sshmux.ssh_command(f"ssh -F {own}", key=None, connect_ms=1) or "")
+    assert "ControlPersist" not in (sshmux.ssh_command("ssh -o ControlMaster=no", key=None, connect_ms=1) or "")
+    assert sshmux.ssh_command("plink -batch", key=None, connect_ms=1) is None  # not OpenSSH: left alone
+    monkeypatch.setenv("GIT_SSH", "/usr/local/bin/my-ssh")
+    assert sshmux.ssh_command(None, key=None, connect_ms=1) is None
+    folder.chmod(0o755)
+    monkeypatch.setenv("GITCLAIM_SSH_CONTROL_DIR", str(short / "link"))
+    (short / "link").symlink_to(folder)
+    assert sshmux.socket_dir() is None  # a symlink may be someone else's trap: no sharing
+    monkeypatch.setenv("GITCLAIM_SSH_CONTROL_DIR", str(folder))
+    assert sshmux.socket_dir() == folder and (folder.stat().st_mode & 0o777) == 0o700
+    monkeypatch.setenv("GITCLAIM_SSH_CONTROL_DIR", str(tmp_path / ("long" * 20)))
+    assert sshmux.socket_dir() is None  # too long a path for a socket: no sharing, no failure
+    shutil.rmtree(short)
