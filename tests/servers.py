@@ -202,7 +202,7 @@ class Server:
     ) -> None:
         self.stop()
 
-    def _start_sshd(self, root: Path, authorized_keys: Path, user: str) -> None:
+    def _start_sshd(self, root: Path, authorized_keys: Path, user: str, log_level: str = "ERROR") -> None:
         """sshd on a free port of 127.0.0.1 with a host key of its own, letting ``user``
         in by the keys in ``authorized_keys``; sets ``host_key``, ``port``, ``log`` and
         ``known_hosts_line``."""
@@ -214,7 +214,7 @@ class Server:
             f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {self.host_key}\n"
             f"PidFile {root / 'sshd.pid'}\nAuthorizedKeysFile {authorized_keys}\nStrictModes no\n"
             "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
-            f"AllowUsers {user}\nUsePAM no\nMaxStartups 100:30:200\nMaxSessions 100\nLogLevel ERROR\n"
+            f"AllowUsers {user}\nUsePAM no\nMaxStartups 100:30:200\nMaxSessions 100\nLogLevel {log_level}\n"
         )
         self.log = root / "sshd.log"
         with self.log.open("w") as log:
@@ -259,7 +259,8 @@ class GitSshd(Server):
     (pytest's own temporary folders are private to root); ``stop()`` removes it.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, log_level: str = "ERROR") -> None:
+        """``log_level`` INFO logs each login (``Accepted publickey``) in ``self.log``."""
         import pwd
 
         super().__init__()
@@ -292,7 +293,7 @@ class GitSshd(Server):
         auth = self.shared / "authorized_keys"
         auth.write_text(Path(f"{self.client_key}.pub").read_text())
         auth.chmod(0o644)
-        self._start_sshd(root, auth, SSH_USER)
+        self._start_sshd(root, auth, SSH_USER, log_level)
 
     def remote(self, name: str) -> Remote:
         """A new empty bare repository owned by the git-shell user."""

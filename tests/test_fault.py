@@ -122,8 +122,15 @@ class CuttingProxy:
         self.listener.close()
 
 
+@pytest.fixture(params=["libgit2", "git"])
+def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each fault through libgit2 and through the system's git (GITCLAIM_TRANSPORT, which CLI runs inherit)."""
+    monkeypatch.setenv("GITCLAIM_TRANSPORT", request.param)
+    return str(request.param)
+
+
 @pytest.fixture
-def proxied(git_daemon: GitDaemon, tmp_path: Path) -> tuple[Remote, CuttingProxy]:
+def proxied(git_daemon: GitDaemon, tmp_path: Path, transport: str) -> tuple[Remote, CuttingProxy]:
     r = git_daemon.remote(repo_name(tmp_path, "f"))
     proxy = CuttingProxy(git_daemon.port)
     yield Remote(r.path, r.url.replace(f":{git_daemon.port}/", f":{proxy.port}/")), proxy  # type: ignore[misc]
@@ -183,7 +190,7 @@ def test_a_fetch_cut_by_the_network_changes_nothing_and_a_rerun_works(
 
 
 def test_a_push_whose_answer_never_comes_is_found_on_the_remote(
-    proxied: tuple[Remote, CuttingProxy], tmp_path: Path
+    proxied: tuple[Remote, CuttingProxy], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The server applied the push, then the line went silent (no drop): the
     client times out, asks the remote, finds its own commit, and reports the
@@ -198,6 +205,7 @@ def test_a_push_whose_answer_never_comes_is_found_on_the_remote(
     worker = Store(clone(remote, tmp_path / "worker"), agent="worker")
     worker.list()
     proxy.cut = "stall_report"
+    monkeypatch.setenv("GITCLAIM_IO_TIMEOUT_MS", "1500")  # the system git's watchdog
     old = pygit2.option(Option.GET_SERVER_TIMEOUT)
     pygit2.option(Option.SET_SERVER_TIMEOUT, 1500)
     try:
@@ -238,7 +246,9 @@ def silent_server() -> Iterator[int]:
 
 
 @pytest.mark.parametrize("scheme", ["git", "ssh", "http", "https"])
-def test_a_server_that_never_answers_is_a_timeout_not_a_hang(silent_server: int, tmp_path: Path, scheme: str) -> None:
+def test_a_server_that_never_answers_is_a_timeout_not_a_hang(
+    silent_server: int, tmp_path: Path, scheme: str, transport: str
+) -> None:
     user = "git@" if scheme == "ssh" else ""
     path = clone(Remote(tmp_path / "x.git", f"{scheme}://{user}127.0.0.1:{silent_server}/x.git"), tmp_path / "c")
     r = run_cli("claim", "t1", "--agent", "a", "--json", cwd=path, timeout=60,

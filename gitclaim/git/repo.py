@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from .transport import Transport
 
 
+# How network remotes are reached (docs/remotes.md, "Transports", has the measurements).
+TRANSPORTS = ("git", "libgit2")
+DEFAULT_TRANSPORT = "libgit2"
+
 Tree = pygit2.Tree  # what the layers above hold between calls into Repo, and never open
 
 
@@ -461,7 +465,34 @@ class Repo:
                 base = self.repo.workdir or self.repo.path
                 local = (Path(base) / local).resolve()
             return LocalTransport(self, remote, branch, local)
+        if self.transport_kind(remote) == "git":
+            import shutil
+
+            git = shutil.which("git")
+            if git is not None:  # a machine without git keeps the in-process transport
+                from .systemgit import SystemGitTransport
+
+                return SystemGitTransport(self, remote, branch, url, git)
         return NetworkTransport(self, remote, branch, url)
+
+    def transport_kind(self, remote: str) -> str:
+        """``git`` or ``libgit2``: GITCLAIM_TRANSPORT, else ``remote.<name>.gitclaimTransport``, else
+        ``gitclaim.transport`` (the clone's, else the user's global default), else DEFAULT_TRANSPORT.
+        Raises BadInput."""
+        for key in ("GITCLAIM_TRANSPORT", f"remote.{remote}.gitclaimTransport", "gitclaim.transport"):
+            value = os.environ.get(key) if key.isupper() else self.config_get(key)
+            if value == "" and key.isupper():
+                value = None
+            if value is None:
+                continue
+            if value.strip().lower() not in TRANSPORTS:
+                raise BadInput(
+                    f"{key} is {value!r}; it must be one of {', '.join(TRANSPORTS)}",
+                    hint=f"set {key} to git (the system's git and ssh) or libgit2 (in-process)",
+                    key=key,
+                )
+            return value.strip().lower()
+        return DEFAULT_TRANSPORT
 
 
 def common_dir(gitdir: str) -> str:
