@@ -284,8 +284,81 @@ def _register_demo(op: Operation) -> None:
     register(op, body, params)
 
 
+def _register_run(op: Operation) -> None:
+    """``run [ID | --next] [options] -- COMMAND...``: the words after the options
+    are parsed by hand (an ID, then ``--``, then COMMAND with options of its own);
+    the exit status is COMMAND's."""
+    words = Param("command", list[str], "[ID] -- COMMAND and its arguments.", metavar="[ID] -- COMMAND...")
+    params = (*(p for p in op.params if p.name != "command"), words, JSON)
+
+    def command(**kwargs: Any) -> None:
+        as_json = _globals.as_json = kwargs.pop("as_json")
+        task_id, argv = split_run_words(kwargs.pop("command"), kwargs.pop("task_id"))
+        try:
+            from .ops.run import run
+
+            stdout = sys.stderr if as_json else None  # --json: stdout carries one JSON object, nothing else
+            result = run(_store(), argv, task_id, stdout=stdout, **kwargs)
+        except GitclaimError as e:
+            _fail(op.name, as_json, e)
+        if as_json:
+            _print_json(envelope.ok(op.name, result))
+        else:
+            from .render import RENDERERS
+
+            RENDERERS[op.result](result)
+        raise _Exit(result.status)
+
+    sig = _signature(params)
+    command.__signature__ = sig  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in sig.parameters.values()}
+    settings = {"allow_interspersed_args": False, "ignore_unknown_options": True}
+    app.command("run", help=op.help, context_settings=settings)(command)
+
+
+def split_run_words(words: list[str], task_id: str | None) -> tuple[str | None, list[str]]:
+    """``[ID] -- COMMAND...`` as (ID, COMMAND). Raises :class:`BadInput`."""
+    if "--" not in words:
+        return task_id, words
+    cut = words.index("--")
+    before, argv = words[:cut], words[cut + 1 :]
+    if len(before) > 1 or (before and (before[0].startswith("-") or task_id is not None)):
+        raise BadInput(
+            f"before -- give options, then at most one task ID; got {' '.join(before)!r}",
+            hint="gitclaim run --ttl 15m fix-login -- make test",
+        )
+    return (before[0] if before else task_id), argv
+
+
+def _register_watch(op: Operation) -> None:
+    """``watch``: endless; one line, or one JSON object per line; Ctrl-C ends it with 0."""
+
+    def watch(as_json: Annotated[bool, _info(JSON)] = False) -> None:
+        import json
+
+        _globals.as_json = as_json
+        try:
+            entries = _store().watch()
+            if as_json:
+                for e in entries:
+                    sys.stdout.write(json.dumps(e.to_json(), ensure_ascii=False) + "\n")
+                    sys.stdout.flush()
+            else:
+                from .render import RENDERERS
+
+                RENDERERS[op.result](entries)
+        except GitclaimError as e:
+            _fail(op.name, as_json, e)
+        except KeyboardInterrupt:
+            raise _Exit(0) from None  # the way to stop watching: not an error
+
+    app.command(help=op.help)(watch)
+
+
 #: The commands the table marks hand-written for the CLI.
 CUSTOM: dict[str, Callable[[Operation], None]] = {
+    "run": _register_run,
+    "watch": _register_watch,
     "add": _register_add,
     "edit": _register_edit,
     "mcp": _register_mcp,
