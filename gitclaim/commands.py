@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+import typer.core
 
 from . import envelope
 from .cli import _Exit, _fail, _print_json
@@ -284,21 +285,38 @@ def _register_demo(op: Operation) -> None:
     register(op, body, params)
 
 
+class _RunCommand(typer.core.TyperCommand):
+    """``run``'s words after ``--`` are COMMAND's, whatever they look like: set
+    aside before click parses the rest (the ID and run's own options)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        _after_dashes.clear()
+        if "--" in args:
+            cut = args.index("--")
+            _after_dashes.append(args[cut + 1 :])
+            args = args[:cut]
+        return super().parse_args(ctx, args)
+
+
+_after_dashes: list[list[str]] = []  # the one command line being parsed: COMMAND, when -- was given
+
+
 def _register_run(op: Operation) -> None:
-    """``run [ID | --next] [options] -- COMMAND...``: the words after the options
-    are parsed by hand (an ID, then ``--``, then COMMAND with options of its own);
-    the exit status is COMMAND's."""
-    words = Param("command", list[str], "[ID] -- COMMAND and its arguments.", metavar="[ID] -- COMMAND...")
-    params = (*(p for p in op.params if p.name != "command"), words, JSON)
+    """``run [ID | --next] [options] -- COMMAND...``: the exit status is COMMAND's."""
+    params = tuple(replace(p, type=list[str] | None, default=None) if p.name == "command" else p for p in op.params)
 
     def command(**kwargs: Any) -> None:
         as_json = _globals.as_json = kwargs.pop("as_json")
-        task_id, argv = split_run_words(kwargs.pop("command"), kwargs.pop("task_id"))
         try:
+            if kwargs.pop("command"):
+                raise BadInput("give at most one task ID, then -- COMMAND...", hint="gitclaim run fix-login -- make")
+            argv = _after_dashes[0] if _after_dashes else None
+            if argv is None:
+                raise BadInput("put COMMAND after --", hint="gitclaim run --next -- make test")
             from .ops.run import run
 
             stdout = sys.stderr if as_json else None  # --json: stdout carries one JSON object, nothing else
-            result = run(_store(), argv, task_id, stdout=stdout, **kwargs)
+            result = run(_store(), argv, stdout=stdout, **kwargs)
         except GitclaimError as e:
             _fail(op.name, as_json, e)
         if as_json:
@@ -309,25 +327,10 @@ def _register_run(op: Operation) -> None:
             RENDERERS[op.result](result)
         raise _Exit(result.status)
 
-    sig = _signature(params)
+    sig = _signature((*params, JSON))
     command.__signature__ = sig  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in sig.parameters.values()}
-    settings = {"allow_interspersed_args": False, "ignore_unknown_options": True}
-    app.command("run", help=op.help, context_settings=settings)(command)
-
-
-def split_run_words(words: list[str], task_id: str | None) -> tuple[str | None, list[str]]:
-    """``[ID] -- COMMAND...`` as (ID, COMMAND). Raises :class:`BadInput`."""
-    if "--" not in words:
-        return task_id, words
-    cut = words.index("--")
-    before, argv = words[:cut], words[cut + 1 :]
-    if len(before) > 1 or (before and (before[0].startswith("-") or task_id is not None)):
-        raise BadInput(
-            f"before -- give options, then at most one task ID; got {' '.join(before)!r}",
-            hint="gitclaim run --ttl 15m fix-login -- make test",
-        )
-    return (before[0] if before else task_id), argv
+    app.command("run", help=op.help, cls=_RunCommand)(command)
 
 
 def _register_watch(op: Operation) -> None:
