@@ -21,10 +21,12 @@ import pytest
 
 from gitclaim import Store
 from gitclaim.errors import LostRace, NothingReady
+from gitclaim.operations import RESULTS, TERMS
 
 from .conftest import run_cli
 from .servers import Remote, clone
 from .test_leases import T0, Clock, ops_by_task
+from .test_operations import _check, _keys
 
 PY = [sys.executable, "-m", "gitclaim"]
 
@@ -83,9 +85,14 @@ def test_run_keeps_a_two_second_lease_for_a_six_second_command(daemon_remote: Re
         assert r.returncode == 7, r.stdout  # nothing_ready: t0 is held, its lease renewed
     out, err = p.communicate()
     assert p.returncode == 0, err
-    ran = json.loads(out)["result"]["runs"][0]
+    result = json.loads(out)["result"]
+    shape = _keys(RESULTS["ran"][0])  # the documented shape (docs/cli.md)
+    assert set(result) == set(shape)
+    for key, holds in shape.items():
+        _check(result[key], holds, f"run.{key}")
+    ran = result["runs"][0]
     assert ran["outcome"] == "done" and ran["status"] == 0
-    assert ran["renewals"] >= 6  # every 2/3 s for 6 s
+    assert ran["renewals"] >= 9  # every (2 - 1) / 3 s for 6 s
     assert sum(refused.values()) >= 4
     assert task(theirs, "t0")["state"] == "done"
     assert ops_by_task(daemon_remote)["t0"] == ["done", "claim", "add"]  # no takeover ever landed
@@ -282,7 +289,7 @@ def test_watch_prints_each_operation_as_it_lands_and_ctrl_c_ends_it(daemon_remot
     assert p.stdout is not None
     lines = [json.loads(p.stdout.readline()) for _ in range(2)]
     assert [(e["op"], e["agent"], e["tasks"]) for e in lines] == [("claim", "a1", ["t0"]), ("done", "a1", ["t0"])]
-    assert {"commit", "time", "subject", "moves", "trailers", "violations"} <= set(lines[0])
+    assert set(lines[0]) == set(_keys(TERMS["entry"]))  # the entry of log --json
     time.sleep(0.5)
     for q in (p, human):
         q.send_signal(signal.SIGINT)

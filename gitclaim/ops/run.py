@@ -242,7 +242,9 @@ class Keeper(threading.Thread):
     def __init__(self, store: Store, who: str, task_id: str, lease: int | None, say: Say) -> None:
         super().__init__(name=f"gitclaim-renew-{task_id}", daemon=True)
         self.store, self.who, self.task_id, self.lease, self.say = store, who, task_id, lease, say
-        self.interval = lease / 3 if lease else UNLEASED_CHECK
+        # A third of the lease; less the second that whole-second times (claimed_at, a
+        # heartbeat's commit time) may lose: a 2 s lease claimed at 10.9 s runs out at 12.
+        self.interval = max(0.2, (lease - 1) / 3) if lease else UNLEASED_CHECK
         self.renewals = 0
         self.lost: str | None = None  # who took it (or reset it)
         self.lost_at = 0.0
