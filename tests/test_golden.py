@@ -115,8 +115,8 @@ def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
 COMMANDS = (
     "access", "access grant", "access revoke", "add", "blocked", "board", "cancel", "claim", "demo", "done",
     "edit", "fail", "graph", "handoff", "heartbeat", "hooks", "hooks install", "init", "list", "log", "mcp",
-    "next", "ready", "reap", "release", "reopen", "reset", "restore", "resume", "retry", "review", "show",
-    "signers", "signers add", "signers list", "signers remove", "signers require", "stale", "verify", "wait",
+    "next", "ready", "reap", "release", "reopen", "reset", "restore", "resume", "retry", "review", "run", "show",
+    "signers", "signers add", "signers list", "signers remove", "signers require", "stale", "verify", "wait", "watch",
     "who",
 )  # fmt: skip
 
