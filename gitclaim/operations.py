@@ -355,7 +355,7 @@ OPERATIONS: tuple[Operation, ...] = (
         " released; a task taken over meanwhile stops COMMAND. The exit status is COMMAND's (docs/agents-run.md).",
         surfaces=NOT_MCP,
         custom=frozenset({Surface.CLI}),
-        usage="run [ID | --next] [--ttl D] [--loop] -- COMMAND...",
+        usage="run (ID or --next) [--ttl D] [--loop] -- COMMAND...",
         past="ran",
     ),
     _verb(
