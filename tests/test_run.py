@@ -335,3 +335,29 @@ def test_an_old_holders_heartbeat_does_not_keep_a_new_holders_claim_alive(path_r
     assert third.claim("t0").previous_holder == "new"
     with pytest.raises(NothingReady):
         old.next()
+
+
+# --- MCP: next waits, bounded -------------------------------------------------------------------
+
+
+def test_mcp_next_waits_but_never_longer_than_the_bound(path_remote: Remote, tmp_path: Path) -> None:
+    import anyio
+    from mcp.types import CallToolResult
+
+    from gitclaim.mcp_server import WAIT_DEFAULT, WAIT_MOST, _bounded_wait, build_server
+
+    assert _bounded_wait({"wait": True}) == {"wait": True, "timeout": WAIT_DEFAULT}
+    assert _bounded_wait({"wait": True, "timeout": "1h"})["timeout"] == WAIT_MOST
+    assert _bounded_wait({"wait": False, "timeout": None}) == {"wait": False, "timeout": None}
+    where = seeded(path_remote, tmp_path, 0)
+    server = build_server(str(where), agent="m1")
+    began = time.monotonic()
+    res = anyio.run(server.call_tool, "next", {"wait": True, "timeout": 1})
+    assert isinstance(res, CallToolResult) and res.is_error
+    assert res.structured_content is not None
+    err = res.structured_content["error"]
+    assert err["code"] == "nothing_ready" and err["details"]["timed_out"] is True
+    assert 1.0 <= time.monotonic() - began < 8
+    res = anyio.run(server.call_tool, "next", {"wait": True, "timeout": "soon"})
+    assert isinstance(res, CallToolResult) and res.structured_content is not None
+    assert res.structured_content["error"]["code"] == "bad_input"
