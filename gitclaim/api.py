@@ -22,15 +22,15 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from . import compaction, readindex, views
+from . import audit, compaction, readindex, views
 from .cache import FolderCache
 from .cas import NoWrite, Outcome, RetryPolicy, Write, mutate
-from .errors import NotAllowed, PushRejected
+from .errors import BadInput, NotAllowed, PushRejected
 from .git import Repo, Transport, require
 from .identity import AGENT_ENV, agent_email, remember_agent, resolve_agent
 from .ids import validate_agent
@@ -53,6 +53,7 @@ from .results import (
     PolicyResult,
     ReapResult,
     RestoreResult,
+    RunResult,
     StaleReport,
     TaskView,
     VerifyResult,
@@ -320,12 +321,55 @@ class Store:
         """
         return claim_ops.claim(self, task_id, agent, ttl)
 
-    def next(self, *, agent: str | None = None, ttl: int | str | None = None) -> OpResult:
+    def next(
+        self,
+        *,
+        agent: str | None = None,
+        ttl: int | str | None = None,
+        wait: bool = False,
+        timeout: int | str | None = None,
+    ) -> OpResult:
         """Claim the best ready task (or one whose lease expired); having lost a
-        race, go on to another. Raises :class:`NothingReady` and what
-        :meth:`claim` raises.
+        race, go on to another. With ``wait``, block until one is claimable (up
+        to ``timeout``; None: for ever), looking at the remote's tip and
+        fetching only when it moved. Raises :class:`NothingReady` (after a
+        timeout: details ``timed_out``) and what :meth:`claim` raises.
         """
+        if wait:
+            from .ops.wait import next_wait
+
+            return next_wait(self, agent, ttl, timeout)
+        if timeout is not None:
+            raise BadInput("timeout goes with wait (next --wait --timeout D)")
         return claim_ops.next_task(self, agent, ttl)
+
+    def run(
+        self,
+        task_id: str | None = None,
+        *,
+        pick_next: bool = False,
+        ttl: int | str | None = None,
+        loop: bool = False,
+        agent: str | None = None,
+        command: Sequence[str],
+    ) -> RunResult:
+        """Claim ``task_id`` (or, ``pick_next``, the best ready task), run
+        ``command`` on it, renew the lease while it runs, and mark the task done
+        (exit 0) or failed (the status as the reason); on SIGINT or SIGTERM
+        (forwarded to it) release it; ``loop``: one task after another until
+        nothing is ready (docs/agents-run.md). Raises what :meth:`claim` and
+        :meth:`next` raise."""
+        from .ops.run import run
+
+        return run(self, command, task_id, pick_next, ttl, loop, agent)
+
+    def watch(self) -> Iterator[audit.Entry]:
+        """Every operation that lands on the store branch from now on, oldest
+        first, as :meth:`log` reads it; never ends by itself. Raises
+        :class:`RemoteUnreachable`."""
+        from .ops.watch import watch
+
+        return watch(self)
 
     def release(self, task_id: str, *, agent: str | None = None) -> OpResult:
         """Give a claimed task back to the queue. Only the holder may.

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+import typer.core
 
 from . import envelope
 from .cli import _Exit, _fail, _print_json
@@ -313,8 +314,83 @@ def _register_demo(op: Operation) -> None:
     register(op, body, params)
 
 
+class _RunCommand(typer.core.TyperCommand):
+    """``run``'s words after ``--`` are COMMAND's, whatever they look like: set
+    aside before click parses the rest (the ID and run's own options)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        _after_dashes.clear()
+        if "--" in args:
+            cut = args.index("--")
+            _after_dashes.append(args[cut + 1 :])
+            args = args[:cut]
+        return super().parse_args(ctx, args)
+
+
+_after_dashes: list[list[str]] = []  # the one command line being parsed: COMMAND, when -- was given
+
+
+def _register_run(op: Operation) -> None:
+    """``run [ID | --next] [options] -- COMMAND...``: the exit status is COMMAND's."""
+    params = tuple(replace(p, type=list[str] | None, default=None) if p.name == "command" else p for p in op.params)
+
+    def command(**kwargs: Any) -> None:
+        as_json = _globals.as_json = kwargs.pop("as_json")
+        try:
+            if kwargs.pop("command"):
+                raise BadInput("give at most one task ID, then -- COMMAND...", hint="gitclaim run fix-login -- make")
+            argv = _after_dashes[0] if _after_dashes else None
+            if argv is None:
+                raise BadInput("put COMMAND after --", hint="gitclaim run --next -- make test")
+            from .ops.run import run
+
+            stdout = sys.stderr if as_json else None  # --json: stdout carries one JSON object, nothing else
+            result = run(_store(), argv, stdout=stdout, **kwargs)
+        except GitclaimError as e:
+            _fail(op.name, as_json, e)
+        if as_json:
+            _print_json(envelope.ok(op.name, result))
+        else:
+            from .render import RENDERERS
+
+            RENDERERS[op.result](result)
+        raise _Exit(result.status)
+
+    sig = _signature((*params, JSON))
+    command.__signature__ = sig  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in sig.parameters.values()}
+    app.command("run", help=op.help, cls=_RunCommand)(command)
+
+
+def _register_watch(op: Operation) -> None:
+    """``watch``: endless; one line, or one JSON object per line; Ctrl-C ends it with 0."""
+
+    def watch(as_json: Annotated[bool, _info(JSON)] = False) -> None:
+        import json
+
+        _globals.as_json = as_json
+        try:
+            entries = _store().watch()
+            if as_json:
+                for e in entries:
+                    sys.stdout.write(json.dumps(e.to_json(), ensure_ascii=False) + "\n")
+                    sys.stdout.flush()
+            else:
+                from .render import RENDERERS
+
+                RENDERERS[op.result](entries)
+        except GitclaimError as e:
+            _fail(op.name, as_json, e)
+        except KeyboardInterrupt:
+            raise _Exit(0) from None  # the way to stop watching: not an error
+
+    app.command(help=op.help)(watch)
+
+
 #: The commands the table marks hand-written for the CLI.
 CUSTOM: dict[str, Callable[[Operation], None]] = {
+    "run": _register_run,
+    "watch": _register_watch,
     "add": _register_add,
     "done": _register_done,
     "edit": _register_edit,

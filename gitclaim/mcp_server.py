@@ -242,10 +242,24 @@ _HINTS = {
 Run = Callable[[str, Callable[[Store], Jsonable]], Any]
 
 
+#: ``next`` with ``wait`` holds the server's one worker: bounded, unlike the CLI's (seconds).
+WAIT_DEFAULT, WAIT_MOST = 30, 120
+
+
+def _bounded_wait(args: dict[str, Any]) -> dict[str, Any]:
+    if not args.get("wait"):
+        return args
+    from .ops.wait import timeout_seconds
+
+    asked = timeout_seconds(args.get("timeout"))
+    return {**args, "timeout": int(min(WAIT_MOST, WAIT_DEFAULT if asked is None else asked))}
+
+
 def _register(server: MCPServer[Any], op: Operation, run: Run) -> None:
     async def tool(**given: Any) -> ToolOutput:
         args = _arguments(op, given)
-        result: ToolOutput = await run(op.name, lambda store: invoke(store, op, args))
+        bound = _bounded_wait if op.name == "next" else dict
+        result: ToolOutput = await run(op.name, lambda store: invoke(store, op, bound(args)))
         return result
 
     tool.__signature__ = _signature(op)  # type: ignore[attr-defined]

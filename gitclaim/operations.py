@@ -155,6 +155,24 @@ PAGES: dict[str, int] = {"list": 50, "ready": 50, "board": 20, "who": 50, "stale
 JSON = Param("as_json", bool, "Print one JSON object (stable shape) on stdout.", False, ("--json",))
 SHOW_ALL = Param("show_all", bool, "Show everything, also on a terminal (no page).", False, ("--all",))
 
+WAIT = Param(
+    "wait",
+    bool,
+    "Wait until a task is claimable, then claim it (looks at the remote's tip; fetches only when it moved).",
+    False,
+    ("--wait",),
+)
+TIMEOUT = Param(
+    "timeout",
+    str | None,
+    "With --wait: give up after this long (90, 90s, 15m, 2h): nothing_ready, exit 7. Default: wait for ever.",
+    None,
+    ("--timeout",),
+    "DURATION",
+    mcp_help="With wait: give up after this long (seconds, or 90s, 2m); default 30 s, at most 120 s.",
+    mcp_type=int | str | None,
+)
+
 _POLICY_ERRORS = (E.NotAllowed,)
 SIGNER_NAME = Param("name", str, "The agent the key signs as.", metavar="NAME")
 ROLE = Param("role", str, "admin, operator or pusher.", metavar="ROLE")
@@ -308,15 +326,39 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "next",
         "Claim the best ready task; having lost a race, go on to the next.",
-        (AGENT, TTL),
+        (AGENT, TTL, WAIT, TIMEOUT),
         Effect.CHANGE,
         "op",
         (E.NothingReady, E.LostRace, E.NotClaimable, E.Blocked),
-        "The usual way to get work: by priority, then age.",
+        "The usual way to get work: by priority, then age. With wait, block until a task is claimable"
+        " (looking at the remote's tip, fetching only when it moved); after timeout, nothing_ready with"
+        " details.timed_out.",
         past="claimed",
         names_holder="as",
         shows_title=True,
         unchanged=_HELD,
+    ),
+    Operation(
+        "run",
+        "Claim a task, run COMMAND on it and keep its lease while it runs; done on exit 0, failed otherwise.",
+        (
+            Param("task_id", str | None, "The task to claim (or --next).", None, metavar="[ID]"),
+            Param("pick_next", bool, "Claim the best ready task.", False, ("--next",)),
+            TTL,
+            Param("loop", bool, "With --next: one task after another, until nothing is ready.", False, ("--loop",)),
+            AGENT,
+            Param("command", list[str], "COMMAND and its arguments, after --.", metavar="-- COMMAND..."),
+        ),
+        Effect.CHANGE,
+        "ran",
+        (E.NothingReady, E.LostRace, E.NotClaimable, E.Blocked, E.NotFound),
+        "COMMAND gets GITCLAIM_TASK, GITCLAIM_AGENT and GITCLAIM_TASK_FILE (the task as JSON). The lease is"
+        " renewed every third of its length; SIGINT or SIGTERM is forwarded to COMMAND, then the task is"
+        " released; a task taken over meanwhile stops COMMAND. The exit status is COMMAND's (docs/agents-run.md).",
+        surfaces=NOT_MCP,
+        custom=frozenset({Surface.CLI}),
+        usage="run (ID or --next) [--ttl D] [--loop] -- COMMAND...",
+        past="ran",
     ),
     _verb(
         "release", "Give your claimed task back to the queue.", "released", details="Holder only; it goes back to todo."
@@ -422,6 +464,17 @@ OPERATIONS: tuple[Operation, ...] = (
         Effect.DROP,
         "reaped",
         details="The commit records whom each claim was taken from.",
+    ),
+    Operation(
+        "watch",
+        "Print the store's changes as they land, one line (or JSON object) per operation, until Ctrl-C.",
+        (),
+        Effect.READ,
+        "watched",
+        details="Looks at the remote's tip with a bounded backoff and fetches only when it moved; with --json,"
+        " one log entry object per line.",
+        surfaces=NOT_MCP,
+        custom=frozenset({Surface.CLI}),
     ),
     _view("board", "Every task, in columns by state.", "board", LIMIT),
     _view("who", "Who holds what, since when, and whether each lease is live.", "who", LIMIT),
@@ -593,6 +646,12 @@ RESULTS: dict[str, tuple[str, tuple[str, ...]]] = {  # the shape, and the terms 
         ("task", "entry", "move"),
     ),
     "heartbeat": ("{agent, at, holding: [task id]}", ()),
+    "ran": (
+        "{agent, runs: [{task, outcome: done|failed|released|lost|left, status, commit, renewals, seconds, state,"
+        " holder, signal}], status}",
+        ("task",),
+    ),
+    "watched": ("one entry per line, as it lands", ("entry", "move")),
     "stale": (
         "{claims: [stale claim], problems: [problem], commit, now, total, cut}",
         ("stale claim", "task", "problem"),

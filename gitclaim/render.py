@@ -9,7 +9,7 @@ from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 from rich.table import Table
 
-from . import plain
+from . import plain, render_agents
 from .errors import GitclaimError
 from .model import _iso
 from .operations import BY_NAME
@@ -498,6 +498,8 @@ RENDERERS: dict[str, Callable[[Any], None]] = {
     "verified": verified,
     "compacted": compacted,
     "demo": demo,
+    "ran": render_agents.ran,
+    "watched": render_agents.watched,
 }
 
 

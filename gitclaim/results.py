@@ -284,3 +284,41 @@ class VerifyResult:
             "violations": [v.to_json() for v in self.violations],
             "fetched": list(self.fetched),
         }
+
+
+@dataclass(frozen=True)
+class Ran:
+    """One task ``run`` worked on, and how it ended."""
+
+    task: Task  # as claimed
+    outcome: str  # done, failed, released, lost, left (COMMAND settled the task itself)
+    status: int  # COMMAND's exit status (128 + N when a signal N ended it)
+    commit: str | None  # the commit that settled the task; None when run wrote none
+    renewals: int  # heartbeats sent while COMMAND ran
+    seconds: float
+    state: str  # the task's state afterwards
+    holder: str | None = None  # who holds it now (lost: whoever took it over)
+    signal: str | None = None  # the signal that stopped COMMAND, if one did (SIGTERM...)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "task": self.task.to_json(),
+            "outcome": self.outcome,
+            "status": self.status,
+            "commit": self.commit,
+            "renewals": self.renewals,
+            "seconds": round(self.seconds, 3),
+            "state": self.state,
+            "holder": self.holder,
+            "signal": self.signal,
+        }
+
+
+@dataclass(frozen=True)
+class RunResult:
+    agent: str
+    runs: tuple[Ran, ...]
+    status: int  # the exit status of `gitclaim run`: COMMAND's (--loop: the last non-zero one, else 0)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"agent": self.agent, "runs": [r.to_json() for r in self.runs], "status": self.status}

@@ -225,3 +225,19 @@ def test_verify_offline_without_the_archive_says_it_cannot_check_the_compaction(
         late.verify(offline=True)
     assert [x["rule"] for x in v.value.details["violations"]] == ["compact"]
     assert late.verify().ok  # online it fetches the archive and checks the compaction against it
+
+
+def test_compact_and_history_through_the_systems_git(
+    daemon_remote: Remote, make_clone: Callable[[Remote, str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITCLAIM_TRANSPORT", "git")
+    s = _store(daemon_remote, make_clone)
+    old = daemon_remote.ref()
+    late = Store(make_clone(daemon_remote, "late"), agent="late")
+    assert late.ready().tasks and (late.path / ".git" / "shallow").exists()
+    r = s.compact()
+    assert daemon_remote.ref() == r.tip != old and _archive_refs(daemon_remote) == {r.archive: old}
+    assert late.claim("t3").changed  # its last tip replaced: recognised as a compaction, rebuilt on it
+    assert [e.op for e in late.show("t0").history] == ["done", "claim", "add"]
+    assert not (late.path / ".git" / "shallow").exists()
+    assert late.verify().ok

@@ -116,8 +116,8 @@ COMMANDS = (
     "access", "access grant", "access revoke", "add", "blocked", "board", "cancel", "claim", "compact", "demo", "done",
     "edit", "fail", "graph", "handoff", "heartbeat", "hooks", "hooks install", "init", "list", "log", "mcp",
     "note",
-    "next", "ready", "reap", "release", "reopen", "reset", "restore", "resume", "retry", "review", "show",
-    "signers", "signers add", "signers list", "signers remove", "signers require", "stale", "verify", "wait",
+    "next", "ready", "reap", "release", "reopen", "reset", "restore", "resume", "retry", "review", "run", "show",
+    "signers", "signers add", "signers list", "signers remove", "signers require", "stale", "verify", "wait", "watch",
     "who",
 )  # fmt: skip
 

@@ -97,7 +97,7 @@ def test_each_renderer_takes_what_its_operation_returns(op: typing.Any) -> None:
     arg = next(iter(inspect.signature(renderer).parameters))
     if Surface.API in op.surfaces:
         returned = typing.get_type_hints(getattr(Store, op.name))["return"]
-        assert hints[arg] is returned, (op.name, hints[arg], returned)
+        assert hints[arg] == returned, (op.name, hints[arg], returned)  # Iterator[Entry]: equal, not one object
     else:
         assert hints[arg] is not typing.Any, op.name
 
@@ -219,4 +219,5 @@ def test_every_result_has_the_documented_shape() -> None:
         for key, holds in keys.items():
             _check(env["result"][key], holds, f"{op.name}.{key}")
         seen.add(op.result)
-    assert seen >= set(RESULTS) - {"installed", "demo", "restore"}, set(RESULTS) - seen  # restore: test_vanished
+    # restore: test_vanished; ran (its seconds vary) and watched (endless): test_run
+    assert seen >= set(RESULTS) - {"installed", "demo", "restore", "ran", "watched"}, set(RESULTS) - seen

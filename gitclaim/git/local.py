@@ -57,6 +57,14 @@ class LocalTransport(Transport):
         ref = self._open().references.get(self.remote_ref)
         return None if ref is None else str(ref.target)
 
+    def _peek(self) -> str | None:
+        try:
+            return self._remote_tip()
+        except pygit2.GitError as e:
+            raise RemoteUnreachable(
+                f"cannot read {self.remote_ref} in {self.path}: {error_text(e)}", remote=self.remote
+            ) from None
+
     def _fetch_tip(self) -> str | None:
         tip = self._remote_tip()
         if tip is None:

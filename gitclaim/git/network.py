@@ -77,12 +77,8 @@ class NetworkTransport(Transport):
         # needs the tree, not a year of history (log, show and verify deepen).
         # Depth 2, not 1: the tip's own change can then be read (who claimed what,
         # for a lost race's answer); the commit below it is the cut.
-        first = self.local_tip() is None and self.last_seen() is None and self._shallow_ok()
+        first = self.local_tip() is None and self.last_seen() is None and self.shallow_ok()
         return self._fetch_branch(depth=2 if first else 0)
-
-    def _shallow_ok(self) -> bool:
-        value = (self.repo.config_get("gitclaim.shallow") or "true").strip().lower()
-        return value not in ("false", "no", "off", "0")
 
     def push_alive(self, agent: str, commit: str) -> None:
         tmp = self._push_ref(commit)

@@ -39,6 +39,7 @@ from ..errors import (
     RemoteUnreachable,
     UntrustedRemote,
 )
+from ..ids import ARCHIVE_PREFIX
 from .failures import DENIAL_PHRASES, RACE_WORDS, lock_named, scrub
 from .transport import ALIVE_PREFIX, CONNECT_TIMEOUT_MS, IO_TIMEOUT_MS, BranchMoved, Transport, env_ms
 
@@ -191,14 +192,10 @@ def porcelain(out: str, dst: str) -> tuple[str, str] | None:
 class SystemGitTransport(Transport):
     """git://, ssh:// or http(s):// remotes through the git program."""
 
-    def __init__(self, repo: Repo, remote: str, branch: str, url: str, git: str, *, shallow: bool = False) -> None:
+    def __init__(self, repo: Repo, remote: str, branch: str, url: str, git: str) -> None:
         super().__init__(repo, remote, branch)
         self.url = url
         self.git = git
-        # With ``shallow``, a clone without the branch yet fetches its tip only (depth 1), and
-        # deepen() brings the rest. Off until every history walk (a lost race names the
-        # winner's commit from the history) deepens first: issue 13 wires it.
-        self.shallow = shallow
         from . import sshconfig
 
         self.is_ssh = sshconfig.split_ssh_url(url) is not None
@@ -259,13 +256,27 @@ class SystemGitTransport(Transport):
     # --- fetch ------------------------------------------------------------------
 
     def _fetch_tip(self) -> str | None:
-        first = self.shallow and self.repo.ref(self.tracking_ref) is None and self.last_seen() is None
-        return self._fetch_into_tracking(["--depth", "1"] if first else [])
+        # As the libgit2 transport: a clone with no copy of the branch fetches the tip
+        # and its parent (docs/history.md); log, show and verify deepen.
+        first = self.local_tip() is None and self.last_seen() is None and self.shallow_ok()
+        return self._fetch_into_tracking(["--depth", "2"] if first else [])
 
-    def deepen(self) -> str | None:
-        """Fetch the branch's whole history into a clone that has only its tip (a depth-1 fetch)."""
-        whole = ["--unshallow"] if (self.repo.common_dir / "shallow").exists() else []
-        return self._fetch_into_tracking(whole)
+    def deepen(self) -> None:
+        """The whole history of the branch and of the archives, in one fetch."""
+        if self.repo.is_shallow():
+            local = f"refs/gitclaim/archived/{self.remote}/"
+            ran = self._fetch("--unshallow", f"+{self.remote_ref}:{self.tracking_ref}", f"+{ARCHIVE_PREFIX}*:{local}*")
+            if ran.code != 0:
+                raise self._fetch_failure(ran, f"cannot fetch the history of {self.branch} from {self.remote}")
+        self._fetch_into_tracking([])
+        self.repo.reopen()
+
+    def fetch_archives(self, depth: int = 0) -> dict[str, str]:
+        local = f"refs/gitclaim/archived/{self.remote}/"
+        ran = self._fetch("--prune", f"+{ARCHIVE_PREFIX}*:{local}*")
+        if ran.code != 0:
+            raise self._fetch_failure(ran, f"cannot fetch the archives from {self.remote} ({self._shown_url()})")
+        return {ARCHIVE_PREFIX + name: oid for name, oid in self.repo.refs_under(local).items()}
 
     def _fetch_into_tracking(self, extra: list[str]) -> str | None:
         # Into a ref of its own, read and dropped at once; the tracking ref is then
@@ -319,6 +330,15 @@ class SystemGitTransport(Transport):
                         f"{new}:{self.remote_ref}")  # fmt: skip
         what = f"the push of {self.branch}"
         self._outcome(ran, self.remote_ref, what, race=True)
+        self._pushed(new)
+
+    def replace(self, new: str, expected: str, archive: str) -> None:
+        # Archive first (a per-ref hook sees it before the branch moves); each ref
+        # leased: the archive must not exist, the branch must be at ``expected``.
+        ran = self._run("push", "--porcelain", "--no-verify", "--progress",
+                        f"--force-with-lease={archive}:", f"--force-with-lease={self.remote_ref}:{expected}",
+                        self.remote, f"{expected}:{archive}", f"{new}:{self.remote_ref}")  # fmt: skip
+        self._outcome(ran, self.remote_ref, f"the compaction of {self.branch}", race=True)
         self._pushed(new)
 
     def push_alive(self, agent: str, commit: str) -> None:

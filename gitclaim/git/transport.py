@@ -107,6 +107,27 @@ class Transport:
         """The last tip we saw (may be stale). No network."""
         return self.repo.ref(self.tracking_ref)
 
+    def peek(self) -> str | None:
+        """The remote's tip now, asked without fetching anything (what
+        ``git ls-remote`` does): a cheap way to learn whether the branch moved.
+        None if the branch is absent. Raises :class:`RemoteUnreachable`."""
+        trace("peek")
+        return self._peek()
+
+    def _peek(self) -> str | None:
+        from .callbacks import NetCallbacks  # the network's callbacks import this module
+
+        callbacks = NetCallbacks(self.repo.config_entries, self._ssh_keys(), self._identities_only())
+        try:
+            heads = self._git_remote().list_heads(callbacks=callbacks)
+        except (OSError, pygit2.GitError, NoMoreCredentials) as e:
+            shown = self._shown_url()
+            raise network_error(
+                callbacks, e, f"cannot ask {self.remote} ({shown}) for {self.branch}", self.remote, shown
+            ) from None
+        callbacks.succeeded()
+        return next((str(h.oid) for h in heads if h.name == self.remote_ref), None)
+
     def fetch(self, *, vanished_ok: bool = False) -> str | None:
         """The remote's tip now, with its objects local. None if the branch is absent.
 
@@ -116,6 +137,7 @@ class Transport:
         the last tip this clone knows, unless ``vanished_ok``. Raises
         :class:`RemoteUnreachable`.
         """
+        trace("fetch")
         tip = self._fetch_tip()
         if tip is not None:
             last = self.last_seen()
@@ -188,6 +210,11 @@ class Transport:
 
     def _shown_url(self) -> str:
         return str(self._git_remote().url)
+
+    def shallow_ok(self) -> bool:
+        """Whether a first fetch may be shallow (``gitclaim.shallow``, default true)."""
+        value = (self.repo.config_get("gitclaim.shallow") or "true").strip().lower()
+        return value not in ("false", "no", "off", "0")
 
     def deepen(self) -> None:
         """Fetch the whole history of the store branch into a shallow clone,
@@ -270,6 +297,18 @@ class Transport:
                 callbacks, e, f"cannot fetch {self.branch} from {self.remote} ({shown})", self.remote, shown
             ) from None
         callbacks.succeeded()
+
+
+TRACE_ENV = "GITCLAIM_TRACE_REMOTE"
+
+
+def trace(kind: str) -> None:
+    """Append ``kind`` (peek, fetch) to the file $GITCLAIM_TRACE_REMOTE names: how
+    tests and benchmarks count what a command asked of the remote."""
+    path = os.environ.get(TRACE_ENV)
+    if path:
+        with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as f:
+            f.write(f"{kind} {os.getpid()}\n")
 
 
 def io_timeout() -> float:

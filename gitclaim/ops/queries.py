@@ -89,9 +89,7 @@ def show(store: Store, task_id: str, offline: bool, history_limit: int | None) -
     said: list[str] = []
     hist, cut = _first(history.task_entries(store, tip, task_id, reach=not offline, said=said), history_limit)
     kids = selection.listed(store.read_index(tip).rows(), None, None, None, task_id)
-    children = tuple(
-        {"id": r[readindex.ID], "state": r[readindex.STATE], "title": r[readindex.TITLE]} for r in kids
-    )
+    children = tuple({"id": r[readindex.ID], "state": r[readindex.STATE], "title": r[readindex.TITLE]} for r in kids)
     blockers = tuple(rules.blockers(task, deps))
     return TaskView(task, blockers, hist, tip, history_cut=cut, children=children, fetched=tuple(said))
 
