@@ -67,7 +67,8 @@ def main() -> int:
             k = max(n // 10, 1)
             ext_sign = median_ms(lambda: subprocess.run(sign_cmd, input=PAYLOAD, capture_output=True, check=True), k)  # noqa: B023
             ext_verify = median_ms(
-                lambda: subprocess.run(verify_cmd, input=PAYLOAD, capture_output=True, check=True), k  # noqa: B023
+                lambda: subprocess.run(verify_cmd, input=PAYLOAD, capture_output=True, check=True),  # noqa: B023
+                k,
             )
             print(f"{name:12} {sign:8.3f} {ext_sign:19.2f} {verify:8.3f} {ext_verify:21.2f}")
     return 0

@@ -182,9 +182,7 @@ def seed(remote: servers.Remote, root: Path, n: int, token: str | None) -> list[
     return ids
 
 
-def build_lanes(
-    args: argparse.Namespace, env: Any, running: Servers, agent: str
-) -> tuple[list[Lane], list[str]]:
+def build_lanes(args: argparse.Namespace, env: Any, running: Servers, agent: str) -> tuple[list[Lane], list[str]]:
     """Start the servers, seed one store per transport, clone for the agent.
     Returns the lanes and the transports that could not be set up."""
     import pygit2

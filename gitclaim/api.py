@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from . import audit, compaction, readindex, views
+from .api_admin import AdminOps
 from .cache import FolderCache
 from .cas import NoWrite, Outcome, RetryPolicy, Write, mutate
 from .errors import BadInput, NotAllowed, PushRejected
@@ -36,27 +37,22 @@ from .identity import AGENT_ENV, agent_email, remember_agent, resolve_agent
 from .ids import validate_agent
 from .model import utc
 from .ops import add as add_ops
-from .ops import bootstrap, leases, notes, queries, signers, verbs
+from .ops import bootstrap, leases, notes, queries, verbs
 from .ops import claim as claim_ops
-from .ops import compact as compact_ops
 from .ops import edit as edit_ops
-from .ops import verify as verify_ops
 from .refnames import DEFAULT_BRANCH, DEFAULT_REMOTE, validate_branch, validate_remote
 from .results import (
     AddResult,
-    CompactResult,
     HeartbeatResult,
     History,
     InitResult,
     Listing,
     OpResult,
-    PolicyResult,
     ReapResult,
     RestoreResult,
     RunResult,
     StaleReport,
     TaskView,
-    VerifyResult,
 )
 from .snapshot import Snapshot
 from .trust import RULES as IDENTITY_RULES
@@ -68,7 +64,7 @@ __all__ = ["AGENT_ENV", "DEFAULT_BRANCH", "DEFAULT_REMOTE", "Store", "agent_emai
 
 
 @dataclass
-class Store:
+class Store(AdminOps):
     """A handle on the shared store as seen from one clone.
 
     ``path`` is any folder inside the clone (or a linked worktree).
@@ -460,48 +456,3 @@ class Store:
         """Return every expired (or, with ``silent_after``, silent) claim to the
         queue in one commit that records whom each was taken from."""
         return leases.reap(self, silent_after, agent)
-
-    # --- identity (docs/identity.md; gitclaim.ops.signers, gitclaim.ops.verify) --
-
-    def signers_add(
-        self, name: str, key: str, *, admin: bool = False, operator: bool = False, agent: str | None = None
-    ) -> PolicyResult:
-        """List ``name``'s public key (a .pub file's path or the key line) in allowed_signers. Admin only."""
-        return signers.add(self, name, key, admin, operator, agent)
-
-    def signers_remove(self, name: str, *, agent: str | None = None) -> PolicyResult:
-        """Take ``name``'s keys out of allowed_signers. Admin only."""
-        return signers.remove(self, name, agent)
-
-    def signers_list(self, *, offline: bool = False) -> PolicyResult:
-        """The store's allowed signers, roles and pusher map."""
-        return signers.show(self, offline)
-
-    def signers_require(self, *, agent: str | None = None) -> PolicyResult:
-        """Require signed commits from now on. Admin only, with the admin's key listed."""
-        return signers.require(self, agent)
-
-    def access_grant(
-        self, role: str, name: str, *, as_agents: Sequence[str] | None = None, agent: str | None = None
-    ) -> PolicyResult:
-        """Make ``name`` an admin or operator, or let the pusher ``name`` act as ``as_agents``. Admin only."""
-        return signers.grant(self, role, name, as_agents, agent)
-
-    def access_revoke(
-        self, role: str, name: str, *, as_agents: Sequence[str] | None = None, agent: str | None = None
-    ) -> PolicyResult:
-        """Take a role away, or agents from a pusher's map. Admin only."""
-        return signers.revoke(self, role, name, as_agents, agent)
-
-    def verify(
-        self, *, since: str | None = None, admins: Sequence[str] | None = None, offline: bool = False
-    ) -> VerifyResult:
-        """Replay the store branch's history through every check. Raises :class:`VerifyFailed`."""
-        return verify_ops.verify(self, since, admins, offline)
-
-    # --- bounded history (docs/history.md; gitclaim.ops.compact) -------------
-
-    def compact(self, *, agent: str | None = None) -> CompactResult:
-        """Replace the store branch's history with one commit, keeping it in an archive ref.
-        Operators only. Raises :class:`NotAllowed`, :class:`RetriesExhausted`."""
-        return compact_ops.compact(self, agent)
