@@ -178,6 +178,36 @@ def test_run_says_so_when_the_task_is_taken_from_it(path_remote: Remote, tmp_pat
     assert task(other, "t0")["state"] == "todo"  # run wrote nothing over the operator's reset
 
 
+def test_run_cut_off_until_its_lease_lapses_finds_the_takeover_and_stops_command(
+    path_remote: Remote, tmp_path: Path
+) -> None:
+    """A partition, as run lives it: stopped (SIGSTOP) it renews nothing while COMMAND
+    goes on; the lease lapses and another agent takes the task over with a plain
+    ``claim``; continued, run's next renewal finds the new holder, stops COMMAND and
+    writes nothing over the takeover."""
+    where = seeded(path_remote, tmp_path)
+    other = clone(path_remote, tmp_path / "b2")
+    p = start("run", "--agent", "a1", "--ttl", "2", "t0", "--json", "--", "sleep", "60", cwd=where)
+    until(lambda: task(other, "t0")["state"] == "active")
+    os.kill(p.pid, signal.SIGSTOP)
+    try:
+
+        def taken() -> bool:
+            return run_cli("claim", "t0", "--agent", "b2", "--json", cwd=other).returncode == 0
+
+        until(taken, limit=15, every=0.5)  # refused while the lease lives, taken once it lapsed
+    finally:
+        os.kill(p.pid, signal.SIGCONT)
+    out, err = p.communicate(timeout=20)
+    assert "lost t0: b2 has it now" in err, err
+    ran = json.loads(out)["result"]["runs"][0]
+    assert ran["outcome"] == "lost" and ran["signal"] == "SIGTERM" and p.returncode == 128 + 15
+    t = task(other, "t0")
+    assert t["state"] == "active" and t["claim"]["holder"] == "b2"  # the takeover stands
+    newest = json.loads(run_cli("log", "t0", "--json", cwd=other).stdout)["result"]["entries"][0]
+    assert newest["agent"] == "b2" and newest["moves"][0]["holder_before"] == "a1"  # run wrote nothing after it
+
+
 def test_loop_with_three_agents_drains_thirty_tasks_each_claimed_once(daemon_remote: Remote, tmp_path: Path) -> None:
     seeded(daemon_remote, tmp_path, 30)
     procs = [
