@@ -98,6 +98,25 @@ def test_a_claim_through_git_leaves_fetch_head_alone_and_fetches_the_tip_only(
     assert set(admin.transport.fetch_alive()) == {"worker"}
 
 
+def test_a_fresh_clone_through_git_told_a_task_is_held_names_the_holder_and_since(
+    use_git: Path, daemon_remote: Remote, tmp_path: Path
+) -> None:
+    # The first fetch makes the clone shallow behind libgit2's back; the history walk
+    # that finds the holder's claim must see the new shallow edge, not a missing parent.
+    admin = Store(clone(daemon_remote, tmp_path / "admin"), agent="admin")
+    admin.init()
+    admin.add_many([{"id": f"t{i}", "title": f"task {i}"} for i in range(3)])
+    admin.claim("t1")
+    for i in range(3):  # the claim is no longer among the two commits a first fetch brings
+        admin.note("t2", f"note {i}")
+    path = clone(daemon_remote, tmp_path / "late")
+    out = run_cli("claim", "t1", "--agent", "late", "--json", cwd=path)
+    assert out.returncode == 4, out.stdout + out.stderr
+    error = json.loads(out.stdout)["error"]
+    assert error["details"]["holder"] == "admin" and "since" in error["message"], error
+    assert (path / ".git" / "shallow").exists()
+
+
 def test_a_hook_refusal_is_push_rejected_with_the_servers_words(
     use_git: Path, daemon_remote: Remote, tmp_path: Path
 ) -> None:

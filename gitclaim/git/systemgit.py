@@ -259,7 +259,10 @@ class SystemGitTransport(Transport):
         # As the libgit2 transport: a clone with no copy of the branch fetches the tip
         # and its parent (docs/history.md); log, show and verify deepen.
         first = self.local_tip() is None and self.last_seen() is None and self.shallow_ok()
-        return self._fetch_into_tracking(["--depth", "2"] if first else [])
+        tip = self._fetch_into_tracking(["--depth", "2"] if first else [])
+        if first and tip is not None:
+            self.repo.reopen()  # git wrote the shallow list; libgit2 reads it only when opened
+        return tip
 
     def deepen(self) -> None:
         """The whole history of the branch and of the archives, in one fetch."""
