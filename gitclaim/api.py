@@ -36,6 +36,7 @@ from .identity import AGENT_ENV, agent_email, remember_agent, resolve_agent
 from .ids import validate_agent
 from .model import utc
 from .ops import add as add_ops
+from .ops import archive as archive_ops
 from .ops import bootstrap, leases, notes, queries, signers, verbs
 from .ops import claim as claim_ops
 from .ops import compact as compact_ops
@@ -44,6 +45,7 @@ from .ops import verify as verify_ops
 from .refnames import DEFAULT_BRANCH, DEFAULT_REMOTE, validate_branch, validate_remote
 from .results import (
     AddResult,
+    ArchiveResult,
     CompactResult,
     HeartbeatResult,
     History,
@@ -505,3 +507,8 @@ class Store:
         """Replace the store branch's history with one commit, keeping it in an archive ref.
         Operators only. Raises :class:`NotAllowed`, :class:`RetriesExhausted`."""
         return compact_ops.compact(self, agent)
+
+    def archive(self, *, done_before: str, dry_run: bool = False, agent: str | None = None) -> ArchiveResult:
+        """Move the tasks finished before ``done_before`` (a date, a time or an age: 30d) to archive/, in one
+        commit. Operators only. Raises :class:`NotAllowed`, :class:`RetriesExhausted`."""
+        return archive_ops.archive(self, done_before, dry_run, agent)

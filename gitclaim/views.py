@@ -168,10 +168,15 @@ class BlockedView:
 
 
 def blocked(
-    tasks: Sequence[Task], commit: str, problems: Sequence[Problem] = (), limit: int | None = None
+    tasks: Sequence[Task],
+    commit: str,
+    problems: Sequence[Problem] = (),
+    limit: int | None = None,
+    archived: Mapping[str, Task] | None = None,
 ) -> BlockedView:
-    """Claimable-state tasks waiting on dependencies, and tasks waiting on the outside."""
-    by_id = {t.id: t for t in tasks}
+    """Claimable-state tasks waiting on dependencies, and tasks waiting on the
+    outside. ``archived``: the archived tasks some of them depend on."""
+    by_id = {**(archived or {}), **{t.id: t for t in tasks}}
     out = []
     for t in sorted(tasks, key=sort_key_ready):
         if t.state is State.WAITING:
