@@ -388,8 +388,8 @@ OPERATIONS: tuple[Operation, ...] = (
         (TASK_ID, Param("text", str, "The note.", metavar="TEXT"), AGENT),
         Effect.CHANGE,
         "op",
-        (E.NotFound,),
-        "Anyone may note any task, in any state: progress, findings, what was tried.",
+        (E.NotFound, E.NotClaimable),
+        "Anyone may note any task, in any state but archived: progress, findings, what was tried.",
         past="noted",
     ),
     _verb(

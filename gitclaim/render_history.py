@@ -32,7 +32,7 @@ def archived(r: ArchiveResult) -> None:
     if not r.archived:
         out.print(f"nothing to archive: no done or cancelled task finished before {when}; nothing was written")
         return
-    n = len(r.archived)
+    n = f"{len(r.archived)} task" + ("s" if len(r.archived) != 1 else "")
     which = escape(ids_phrase(r.archived, 10))
     if r.dry_run:
         out.print(f"would archive {n} tasks finished before {when}: {which} [dim](dry run: nothing was written)[/]")

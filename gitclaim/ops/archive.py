@@ -56,7 +56,8 @@ def archive(store: Store, done_before: str, dry_run: bool, agent: str | None) ->
             files[task_path(tid)] = None
             files[archive_path(tid)] = snap.repo.blob(blobs[tid] or "")  # the same bytes: a move, not a rewrite
         record = audit.Record(op=archiving.OP, agent=who, archived=ids, before=_iso(cut))
-        subject = f"archive {len(ids)} tasks finished before {_iso(cut)} by {who}: {audit.ids_phrase(ids)}"
+        n = f"{len(ids)} task" + ("s" if len(ids) != 1 else "")
+        subject = f"archive {n} finished before {_iso(cut)} by {who}: {audit.ids_phrase(ids)}"
         return Write(files, audit.write(subject, record), ids)
 
     out = store._mutate(who, decide)
