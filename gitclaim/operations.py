@@ -596,8 +596,9 @@ OPERATIONS: tuple[Operation, ...] = (
         surfaces=NOT_MCP,
         details="Operators only (anyone where the store has no access file), signed where the store requires"
         " signatures. Each task's file moves unchanged from tasks/ to archive/: ready, list, board and next no"
-        " longer read it, show and log still do, a dependency on it stays met, and it is never claimed, reopened"
-        " or changed again. Nothing finished before the date: nothing is written (docs/history.md).",
+        " longer read it, show and log still do, a dependency on it keeps its state's rule (done: met), and it is"
+        " never claimed, reopened or changed again. Nothing finished before the date: nothing is written"
+        " (docs/history.md).",
     ),
     Operation(
         "hooks",
