@@ -213,6 +213,7 @@ def test_a_dependency_on_an_archived_task_keeps_the_rule_of_its_state(
     assert blocked["needs-cancel"] == ({"id": "old-cancel", "state": "cancelled"},)
     assert "needs-done" not in blocked
     assert fresh.show("needs-done").blockers == ()
+    assert '"old-done" -> "needs-done" [style=dashed, label="archived"];' in fresh.graph(fmt="dot").text
     assert fresh.claim("needs-done").changed
     # a new task may wait on an archived one; it may not take an archived id
     assert fresh.add("After the old work", task_id="follow-up", depends_on=["old-done"]).tasks

@@ -127,8 +127,10 @@ def graph(store: Store, fmt: str, offline: bool) -> views.Graph:
     if fmt not in GRAPH_FORMATS:
         raise BadInput(f"unknown graph format {fmt!r}: use dot or mermaid", format=fmt)
     tip = store._tip(offline)
-    tasks, problems = store.snapshot(tip).scan()
-    return views.Graph(fmt, views.dot(tasks) if fmt == "dot" else views.mermaid(tasks), tip, tuple(problems))
+    snap = store.snapshot(tip)
+    tasks, problems = snap.scan()
+    text = views.dot(tasks, snap.archived_deps(tasks)) if fmt == "dot" else views.mermaid(tasks)
+    return views.Graph(fmt, text, tip, tuple(problems))
 
 
 def log(store: Store, task_id: str | None, limit: int | None, offline: bool) -> History:
