@@ -1,4 +1,4 @@
-"""The Store's operator and admin methods: identity policy, verify, compact.
+"""The Store's operator and admin methods: identity policy, verify, compact, archive.
 
 Kept apart from :mod:`gitclaim.api` only for size; :class:`gitclaim.api.Store`
 inherits them, and they are part of its API like every other method.
@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
+from .ops import archive as archive_ops
 from .ops import compact as compact_ops
 from .ops import signers
 from .ops import verify as verify_ops
-from .results import CompactResult, PolicyResult, VerifyResult
+from .results import ArchiveResult, CompactResult, PolicyResult, VerifyResult
 
 if TYPE_CHECKING:
     from .api import Store
@@ -63,9 +64,14 @@ class AdminOps:
         """Replay the store branch's history through every check. Raises :class:`VerifyFailed`."""
         return verify_ops.verify(self._as_store, since, admins, offline)
 
-    # --- bounded history (docs/history.md; gitclaim.ops.compact) -------------
+    # --- bounded history (docs/history.md; gitclaim.ops.compact, gitclaim.ops.archive)
 
     def compact(self, *, agent: str | None = None) -> CompactResult:
         """Replace the store branch's history with one commit, keeping it in an archive ref.
         Operators only. Raises :class:`NotAllowed`, :class:`RetriesExhausted`."""
         return compact_ops.compact(self._as_store, agent)
+
+    def archive(self, *, done_before: str, dry_run: bool = False, agent: str | None = None) -> ArchiveResult:
+        """Move the tasks finished before ``done_before`` (a date, a time or an age: 30d) to archive/, in one
+        commit. Operators only. Raises :class:`NotAllowed`, :class:`RetriesExhausted`."""
+        return archive_ops.archive(self._as_store, done_before, dry_run, agent)

@@ -103,12 +103,14 @@ class Record:
     at: str | None = None  # heartbeat
     compacts: str | None = None  # compact: the tip whose history it replaces
     archive: str | None = None  # compact: the ref that keeps that history
+    archived: tuple[str, ...] = ()  # archive: the finished tasks moved out of the live folder
+    before: str | None = None  # archive: the cut (tasks finished before it)
 
     @property
     def tasks(self) -> tuple[str, ...]:
         """Every task the commit names, in the order of its trailers."""
         first = (self.task,) if self.task is not None else ()
-        return (*first, *self.added, *(c.task for c in self.cleared))
+        return (*first, *self.added, *self.archived, *(c.task for c in self.cleared))
 
     def trailers(self) -> list[tuple[str, str]]:
         out = [("Op", self.op)]
@@ -127,10 +129,11 @@ class Record:
             ("Lease-Seconds", None if self.lease_seconds is None else str(self.lease_seconds)),
             ("Compacts", self.compacts),
             ("Archive", self.archive),
+            ("Before", self.before),
         )
         out += [(k, v) for k, v in optional if v is not None]
         out += [("Field", f) for f in self.fields]
-        out += [("Task", t) for t in self.added]
+        out += [("Task", t) for t in (*self.added, *self.archived)]
         for c in self.cleared:
             out += [("Task", c.task), ("Cleared", c.text())]
         return out
@@ -181,7 +184,9 @@ def read(msg: str) -> Record | None:
         result=first("Result"),
         lease_seconds=int(lease) if lease is not None and lease.isdigit() else None,
         fields=tuple(t.get("Field", [])),
-        added=tuple(i for i in rest if i not in cleared_ids),
+        added=tuple(i for i in rest if i not in cleared_ids) if op != "archive" else (),
+        archived=tuple(rest) if op == "archive" else (),
+        before=first("Before"),
         cleared=tuple(cleared),
         schema=first("Schema"),
         at=first("At"),

@@ -66,7 +66,7 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class Write(Generic[T]):
-    files: Mapping[str, bytes]
+    files: Mapping[str, bytes | None]  # None: the commit removes the file
     message: str
     value: T
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from . import audit, compaction, labels
 from .errors import BadInput, StoreCorrupt
 from .git import ALIVE_PREFIX, CommitInfo, Repo, Tree
-from .ids import STORE_FILE, task_path, validate_agent
+from .ids import STORE_FILE, archive_path, task_path, validate_agent
 from .judge import Judge, all_violations
 from .model import Task
 from .validate import Change, Verdict, Violation, classify_commit, merged_cleanly, read_task, task_id_of
@@ -90,16 +90,23 @@ def _classify(
     }
     cache: dict[str, Task | None] = {}
 
-    def lookup(task_id: str) -> Task | None:
+    def lookup(task_id: str) -> Task | None:  # live, else archived: a dependency on an archived task is met
         if task_id not in cache:
             data = repo.read_path(new_tree, task_path(task_id))
+            if data is None:
+                data = repo.read_path(new_tree, archive_path(task_id))
             try:
                 cache[task_id] = None if data is None else read_task(data, task_id, task_id)
             except Exception:
                 cache[task_id] = None
         return cache[task_id]
 
-    found = classify_commit(changes, agent=info.author, lookup=lookup, now=now, last_seen=seen, commit=info.id)
+    def archived(task_id: str) -> bool:
+        return repo.read_path(new_tree, archive_path(task_id)) is not None
+
+    found = classify_commit(
+        changes, agent=info.author, lookup=lookup, now=now, last_seen=seen, commit=info.id, archived=archived
+    )
     record = audit.read(info.message)
     if record is None:
         return found
@@ -147,7 +154,7 @@ def _merge_verdict(
                 Violation(path, "merge", f"the merge drops the {side} parent's change of {path}", commit=info.id)
             )
     if about is not None:
-        own = {p: ids for p, ids in own.items() if p == task_path(about)}
+        own = {p: ids for p, ids in own.items() if p in (task_path(about), archive_path(about))}
     found = _classify(repo, info, tree, own, now=now, seen=seen, about=about) if own else Verdict((), ())
     return Verdict(found.moves, (*out, *found.violations), found.policy)
 

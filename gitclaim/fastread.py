@@ -172,7 +172,7 @@ def _answer(call: Call) -> tuple[bytes, str]:
     if call.command == "board":
         return _board(idx, selection.columns(idx.rows()), limit), ""
     if call.command == "ready":
-        found = selection.ready(idx.rows())
+        found = selection.ready(idx.rows(), idx.archived_done())
         readindex.save_answer(path, "ready.rows", tip, (found, idx.problems()))
     else:
         states = set(a["state"]) if a["state"] else None

@@ -24,6 +24,7 @@ GENERATED_PREFIX = "gc-"
 GENERATED_MIN_LEN = 4
 
 TASKS_DIR = "tasks"
+ARCHIVE_DIR = "archive"  # finished tasks moved out of the live folder (gitclaim archive), never changed again
 STORE_FILE = "gitclaim.toml"
 ARCHIVE_PREFIX = "refs/gitclaim/archive/"  # create-only refs: the histories compactions replaced
 
@@ -92,3 +93,8 @@ def fanout(task_id: str) -> str:
 
 def task_path(task_id: str) -> str:
     return f"{TASKS_DIR}/{fanout(task_id)}/{task_id}.toml"
+
+
+def archive_path(task_id: str) -> str:
+    """Where ``gitclaim archive`` moves a finished task: the same fan-out under ``archive/``."""
+    return f"{ARCHIVE_DIR}/{fanout(task_id)}/{task_id}.toml"

@@ -44,7 +44,7 @@ _SINGLE = frozenset(
 )
 # Operations that change no task file.
 NO_TASKS = frozenset({"init", "signers", "access"})
-KNOWN = _SINGLE | NO_TASKS | {"add", "reap"}
+KNOWN = _SINGLE | NO_TASKS | {"add", "reap", "archive"}
 
 
 POLICY_OPS = frozenset({"signers", "access"})
@@ -80,6 +80,10 @@ def disagreements(
         out += _single(record, by_task)
     elif record.op == "add":
         out += [f"{m.task}: the trailers say add, but the change is {m.text()}" for m in moves if m.verb != "add"]
+    elif record.op == "archive":
+        out += [
+            f"{m.task}: the trailers say archive, but the change is {m.text()}" for m in moves if m.verb != "archive"
+        ]
     elif record.op in NO_TASKS and moves:
         out.append(f"{record.op} changes no task, but the commit does: {_phrase(moves)}")
     out += _cleared(record, by_task)
@@ -98,6 +102,8 @@ def _about(record: Record, task: str) -> Record:
         return replace(record, added=(), cleared=cleared)
     if task in record.added:
         return replace(record, task=None, added=(task,), cleared=())
+    if task in record.archived:
+        return replace(record, task=None, archived=(task,), cleared=())
     if cleared:  # checked as reap checks its own: a claim of that holder cleared
         return replace(record, op="reap", task=None, added=(), cleared=cleared)
     return record

@@ -388,8 +388,8 @@ OPERATIONS: tuple[Operation, ...] = (
         (TASK_ID, Param("text", str, "The note.", metavar="TEXT"), AGENT),
         Effect.CHANGE,
         "op",
-        (E.NotFound,),
-        "Anyone may note any task, in any state: progress, findings, what was tried.",
+        (E.NotFound, E.NotClaimable),
+        "Anyone may note any task, in any state but archived: progress, findings, what was tried.",
         past="noted",
     ),
     _verb(
@@ -576,6 +576,31 @@ OPERATIONS: tuple[Operation, ...] = (
         " archive. The server hook accepts no other rewrite (docs/history.md).",
     ),
     Operation(
+        "archive",
+        "Move done and cancelled tasks finished before a date out of the live folder, in one commit.",
+        (
+            Param(
+                "done_before",
+                str,
+                "Archive the tasks finished before this: a date (2026-01-31), a time (2026-01-31T12:00Z) or an age"
+                " (30d, 2w, 12h).",
+                flags=("--done-before",),
+                metavar="DATE",
+            ),
+            Param("dry_run", bool, "Say which tasks would move; change nothing.", False, ("--dry-run",)),
+            AGENT,
+        ),
+        Effect.CHANGE,
+        "archived",
+        (E.NotAllowed, E.RetriesExhausted),
+        surfaces=NOT_MCP,
+        details="Operators only (anyone where the store has no access file), signed where the store requires"
+        " signatures. Each task's file moves unchanged from tasks/ to archive/: ready, list, board and next no"
+        " longer read it, show and log still do, a dependency on it keeps its state's rule (done: met), and it is"
+        " never claimed, reopened or changed again. Nothing finished before the date: nothing is written"
+        " (docs/history.md).",
+    ),
+    Operation(
         "hooks",
         "Install the hooks that enforce the store's rules on every push.",
         result="installed",
@@ -641,7 +666,7 @@ RESULTS: dict[str, tuple[str, tuple[str, ...]]] = {  # the shape, and the terms 
     "op": ("{op, task, from, to, commit, changed, retries, previous_holder, also: [task]}", ("task",)),
     "listing": ("{tasks: [task], problems: [problem], commit, total, cut}", ("task", "problem")),
     "task_view": (
-        "{task, path, blockers: [{id, state}], children: [{id, state, title}], history: [entry], history_cut,"
+        "{task, path, archived, blockers: [{id, state}], children: [{id, state, title}], history: [entry], history_cut,"
         " commit, fetched: [text]}",
         ("task", "entry", "move"),
     ),
@@ -684,6 +709,7 @@ RESULTS: dict[str, tuple[str, tuple[str, ...]]] = {  # the shape, and the terms 
     ),
     "verified": ("{ok, commits, since, tip, violations: [violation], fetched: [text]}", ("violation",)),
     "compacted": ("{old_tip, tip, archive, replaced, changed, retries}", ()),
+    "archived": ("{before, archived: [task id], count, commit, changed, dry_run, retries}", ()),
     "demo": (
         "{folder, agents, tasks, per_agent, claims, double_claims, not_done, retries, seconds, commits, ok}",
         (),

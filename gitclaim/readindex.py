@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from .git import Repo, Tree
     from .model import Task
 
-FORMAT = f"gitclaim-read-index 3 py{sys.version_info.major}{sys.version_info.minor}\n".encode()
+FORMAT = f"gitclaim-read-index 4 py{sys.version_info.major}{sys.version_info.minor}\n".encode()
 NO_TIME = -(1 << 62)  # the sort key of a task without created_at: first, as datetime.min
 
 # One task: id, blob id, state, priority, created (POSIX seconds or NO_TIME),
@@ -57,22 +57,33 @@ JSON: Final = 9
 
 
 class Index:
-    __slots__ = ("commit", "config_blob", "folders")
+    __slots__ = ("archive_tree", "archived", "commit", "config_blob", "folders")
 
     def __init__(
-        self, commit: str, config_blob: str, folders: dict[str, tuple[str, list[Row], list[Bad]]] | None = None
+        self,
+        commit: str,
+        config_blob: str,
+        folders: dict[str, tuple[str, list[Row], list[Bad]]] | None = None,
+        archive_tree: str = "",
+        archived: dict[str, str] | None = None,
     ) -> None:
         self.commit = commit
         self.config_blob = config_blob
         # folder name -> (its tree id, its tasks, its unreadable files), in tree order
         self.folders = {} if folders is None else folders
+        self.archive_tree = archive_tree  # the tree id of archive/ ("" when there is none)
+        # the ids live tasks depend on that are not live: their state in archive/ ("" when not there either)
+        self.archived = {} if archived is None else archived
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Index) and (self.commit, self.config_blob, self.folders) == (
-            other.commit,
-            other.config_blob,
-            other.folders,
-        )
+        return isinstance(other, Index) and self._key() == other._key()
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.commit, self.config_blob, self.folders, self.archive_tree, self.archived)
+
+    def archived_done(self) -> frozenset[str]:
+        """The archived done tasks that live tasks depend on: those dependencies are met."""
+        return frozenset(d for d, state in self.archived.items() if state == "done")
 
     def __repr__(self) -> str:
         return f"Index({self.commit[:10]}, {sum(len(f[1]) for f in self.folders.values())} tasks)"
@@ -136,16 +147,18 @@ def _write(path: Path, value: tuple[object, ...]) -> bool:
 def load(path: Path) -> Index | None:
     """The index stored at ``path``, or None when it is missing or damaged."""
     value = _read(path)
-    if not (isinstance(value, tuple) and len(value) == 3):
+    if not (isinstance(value, tuple) and len(value) == 5):
         return None
-    commit, config_blob, folders = value
+    commit, config_blob, folders, archive_tree, archived = value
     if not (isinstance(commit, str) and isinstance(config_blob, str) and isinstance(folders, dict)):
         return None
-    return Index(commit, config_blob, folders)
+    if not (isinstance(archive_tree, str) and isinstance(archived, dict)):
+        return None
+    return Index(commit, config_blob, folders, archive_tree, archived)
 
 
 def save(path: Path, index: Index) -> bool:
-    return _write(path, (index.commit, index.config_blob, index.folders))
+    return _write(path, (index.commit, index.config_blob, index.folders, index.archive_tree, index.archived))
 
 
 # Answers derived from the index at one commit, kept beside it under the same
@@ -218,6 +231,12 @@ def refresh(repo: Repo, commit: str, previous: Index | None) -> tuple[Index, int
     tasks_tree = repo.tree(tasks[0]) if tasks is not None and tasks[1] == "tree" else None
     if tasks_tree is None:
         return out, 0
+    parsed = _folders(repo, tasks_tree, out, previous)
+    _archived(repo, top, out, previous)
+    return out, parsed
+
+
+def _folders(repo: Repo, tasks_tree: Tree, out: Index, previous: Index | None) -> int:
     old = previous.folders if previous is not None else {}
     parsed = 0
     for name, oid, kind in repo.entries(tasks_tree):
@@ -233,7 +252,43 @@ def refresh(repo: Repo, commit: str, previous: Index | None) -> tuple[Index, int
         rows, bad, n = _folder(repo, name, sub, kept)
         out.folders[name] = (oid, rows, bad)
         parsed += n
-    return out, parsed
+    return parsed
+
+
+def _archived(repo: Repo, top: dict[str, tuple[str, str]], out: Index, previous: Index | None) -> None:
+    """The state in ``archive/`` of each dependency that is not a live task. A
+    store without archive/ pays nothing; one with it, a pass over the live
+    rows' dependencies and a lookup per archived dependency not known from
+    ``previous`` (an archived file never changes: the hooks refuse it)."""
+    from .ids import ARCHIVE_DIR, fanout
+
+    found = top.get(ARCHIVE_DIR)
+    if found is None or found[1] != "tree":
+        return
+    out.archive_tree = found[0]
+    rows = out.rows()
+    live = {r[ID] for r in rows}
+    wanted = {d for r in rows if r[DEPENDS] for d in r[DEPENDS]} - live
+    if not wanted:
+        return
+    known = previous.archived if previous is not None and previous.archive_tree == found[0] else {}
+    tree = repo.tree(found[0])
+    for dep in sorted(wanted):
+        state = known.get(dep)
+        if state is None:
+            state = "" if tree is None else _archived_state(repo, tree, f"{fanout(dep)}/{dep}.toml", dep)
+        out.archived[dep] = state
+
+
+def _archived_state(repo: Repo, tree: Tree, path: str, dep: str) -> str:
+    from .errors import SchemaTooNew, StoreCorrupt
+    from .model import parse_task
+
+    try:
+        data = repo.read_path(tree, path)
+        return "" if data is None else parse_task(data, expected_id=dep, path=path).state.value
+    except (StoreCorrupt, SchemaTooNew):
+        return ""
 
 
 def _folder(

@@ -9,7 +9,7 @@ from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 from rich.table import Table
 
-from . import plain, render_agents
+from . import plain, render_agents, render_history
 from .errors import GitclaimError
 from .model import _iso
 from .operations import BY_NAME
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from .model import Problem, Task
     from .results import (
         AddResult,
-        CompactResult,
         HeartbeatResult,
         History,
         InitResult,
@@ -220,6 +219,8 @@ def task_view(v: TaskView) -> None:
         rows.append(("waiting for", escape(t.waiting_for)))
     if t.fail_reason:
         rows.append(("failed", escape(t.fail_reason)))
+    if v.archived:
+        rows.append(("archived", "moved out of the live store (gitclaim archive); never claimed or changed again"))
     if v.blockers:
         rows.append(("blocked by", ", ".join(f"{b['id']} ({b['state']})" for b in v.blockers)))
     for k, val in rows:
@@ -346,16 +347,6 @@ def policy(r: PolicyResult) -> None:
         out.print(f"pusher {escape(pusher)} acts as {escape(', '.join(agents))}")
     for s in r.signers():
         out.print(f"  {escape(s['name']):<16} {escape(s['fingerprint'])}")
-
-
-def compacted(r: CompactResult) -> None:
-    if not r.changed:
-        out.print(f"nothing to compact: the store branch is one commit ({r.tip[:10]})")
-        return
-    out.print(
-        f"compacted: {r.replaced:,} commits replaced by {r.tip[:10]}; the history is kept in {escape(r.archive or '')}"
-        f" (at {r.old_tip[:10]})"
-    )
 
 
 def verified(r: VerifyResult) -> None:
@@ -496,7 +487,8 @@ RENDERERS: dict[str, Callable[[Any], None]] = {
     "installed": installed,
     "policy": policy,
     "verified": verified,
-    "compacted": compacted,
+    "compacted": render_history.compacted,
+    "archived": render_history.archived,
     "demo": demo,
     "ran": render_agents.ran,
     "watched": render_agents.watched,

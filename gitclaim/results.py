@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from . import audit
-from .ids import task_path
+from .ids import archive_path, task_path
 from .model import Problem, Task, _iso
 from .policy import Policy
 from .views import HeldClaim
@@ -160,11 +160,13 @@ class TaskView:
     history_cut: bool = False  # a history_limit left older changes out
     children: tuple[dict[str, str], ...] = ()  # the tasks whose parent it is: {id, state, title}
     fetched: tuple[str, ...] = ()  # what reading the history fetched (a shallow clone's rest, archives)
+    archived: bool = False  # gitclaim archive moved it out of the live folder
 
     def to_json(self) -> dict[str, Any]:
         return {
             "task": self.task.to_json(),
-            "path": task_path(self.task.id),
+            "path": archive_path(self.task.id) if self.archived else task_path(self.task.id),
+            "archived": self.archived,
             "blockers": list(self.blockers),
             "children": list(self.children),
             "history": [e.to_json() for e in self.history],
@@ -262,6 +264,27 @@ class CompactResult:
             "archive": self.archive,
             "replaced": self.replaced,
             "changed": self.changed,
+            "retries": self.retries,
+        }
+
+
+@dataclass(frozen=True)
+class ArchiveResult:
+    before: datetime  # the cut: tasks finished before it were moved
+    archived: tuple[str, ...]  # the tasks moved to archive/ (or that would be, with dry_run), by id
+    commit: str | None  # the archive commit; None when nothing was moved
+    changed: bool
+    dry_run: bool
+    retries: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "before": _iso(self.before),
+            "archived": list(self.archived),
+            "count": len(self.archived),
+            "commit": self.commit,
+            "changed": self.changed,
+            "dry_run": self.dry_run,
             "retries": self.retries,
         }
 

@@ -30,9 +30,11 @@ def _key(r: Row) -> tuple[int, int, str]:
     return (r[PRIORITY], r[CREATED], r[ID])
 
 
-def ready(rows: Sequence[Row]) -> list[Row]:
-    """Claimable now: a claimable state and every dependency done; by priority, then age."""
+def ready(rows: Sequence[Row], archived_done: Iterable[str] = ()) -> list[Row]:
+    """Claimable now: a claimable state and every dependency done (``archived_done``:
+    the archived done tasks they depend on); by priority, then age."""
     done = {r[ID] for r in rows if r[STATE] == "done"}
+    done.update(archived_done)
     out = [r for r in rows if r[STATE] in CLAIMABLE and all(d in done for d in r[DEPENDS])]
     out.sort(key=_key)
     return out

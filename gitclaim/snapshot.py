@@ -6,13 +6,13 @@ tasks through the folder cache, parsing only folders whose tree changed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import cached_property
 
 from .cache import FolderCache
-from .errors import NotFound, SchemaTooNew, StoreCorrupt
+from .errors import NotClaimable, NotFound, SchemaTooNew, StoreCorrupt
 from .git import Repo, Tree
-from .ids import STORE_FILE, TASKS_DIR, fanout, task_path
+from .ids import STORE_FILE, TASKS_DIR, archive_path, fanout, task_path
 from .model import Problem, StoreConfig, Task, parse_store_config, parse_task
 
 
@@ -44,14 +44,52 @@ class Snapshot:
             return None
         return parse_task(data, expected_id=task_id, path=path)
 
+    def archived(self, task_id: str) -> Task | None:
+        """The task ``gitclaim archive`` moved out of the live folder, or None."""
+        path = archive_path(task_id)
+        data = self.repo.read_path(self.tree, path)
+        if data is None:
+            return None
+        return parse_task(data, expected_id=task_id, path=path)
+
+    def find(self, task_id: str) -> Task | None:
+        """The task, live or archived (``show``, dependencies, a new task's id)."""
+        t = self.task(task_id)
+        return t if t is not None else self.archived(task_id)
+
     def require(self, task_id: str) -> Task:
+        """The live task; raises :class:`NotFound`, or :class:`NotClaimable` for an archived one."""
         t = self.task(task_id)
         if t is None:
+            gone = self.archived(task_id)
+            if gone is not None:
+                raise NotClaimable(
+                    f"{task_id} is archived ({gone.state.value}): it was finished and moved out of the live"
+                    " store, and is neither claimed nor changed again; `gitclaim show` and `gitclaim log` still"
+                    " read it, and a new task (another id) carries on its work",
+                    task=task_id,
+                    state=gone.state.value,
+                    archived=True,
+                )
             raise NotFound(f"no task {task_id!r} in the store", task=task_id)
         return t
 
     def tasks_by_id(self, ids: Iterable[str]) -> dict[str, Task | None]:
-        return {i: self.task(i) for i in ids}
+        """Tasks by id, live or archived: a dependency on an archived task reads it where it is."""
+        return {i: self.find(i) for i in ids}
+
+    def archived_deps(self, tasks: Sequence[Task]) -> dict[str, Task]:
+        """The archived tasks that ``tasks`` depend on (those not among them), by id."""
+        live = {t.id for t in tasks}
+        out: dict[str, Task] = {}
+        for dep in {d for t in tasks for d in t.depends_on} - live:
+            try:
+                found = self.archived(dep)
+            except (StoreCorrupt, SchemaTooNew):
+                found = None
+            if found is not None:
+                out[dep] = found
+        return out
 
     def scan(self) -> tuple[list[Task], list[Problem]]:
         """Every task on the branch, and the files that could not be read."""

@@ -14,7 +14,9 @@ hook and ``gitclaim verify`` use whichever a store has:
 On top of a proven author, the policy's roles decide the moves that need
 one, keyed on the move the validator classified, never on trailers: only an
 admin changes the policy, only an operator resets or reaps another agent's
-claim (a retry's clearing of its downstream claims is the retry's own).
+claim (a retry's clearing of its downstream claims is the retry's own) or
+archives a finished task (``gitclaim archive``: an archived task is never
+reopened or retried, so it ends everybody's say over it, as a compaction does).
 Taking over an expired lease stays open to every agent.
 """
 
@@ -113,7 +115,7 @@ def _found(f: Facts, moves: Sequence[TaskMove]) -> list[tuple[str, str]]:
     if f.policy_changed:
         out += _admin_rule(f, bootstrap)
     out += [
-        ("operator", f"{m.task}: clearing {m.holder_before}'s claim is an operator move; {f.author} is not an operator")
+        ("operator", f"{m.task}: {_operator_what(m)} is an operator move; {f.author} is not an operator")
         for m in moves
         if _operator_move(m, f.author) and not f.before.is_operator(f.author)
     ]
@@ -154,5 +156,12 @@ def _admin_rule(f: Facts, bootstrap: bool) -> list[tuple[str, str]]:
 
 
 def _operator_move(m: TaskMove, author: str) -> bool:
-    """Clearing a claim the author does not hold, outside a retry's cascade."""
+    """Clearing a claim the author does not hold, outside a retry's cascade;
+    archiving a finished task (it is never reopened or retried afterwards)."""
+    if m.verb == "archive":
+        return True
     return m.verb == "reset" and m.holder_before not in (None, author) and not m.cascade
+
+
+def _operator_what(m: TaskMove) -> str:
+    return "archiving it" if m.verb == "archive" else f"clearing {m.holder_before}'s claim"

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
 
+from . import archiving
 from .errors import SchemaTooNew, StoreCorrupt
 from .ids import STORE_FILE, TASKS_DIR, fanout, is_valid_id
 from .model import Claim, State, Task, _iso, parse_store_config, parse_task
@@ -35,7 +36,7 @@ NEW_STATES = frozenset({State.TODO, State.BACKLOG, State.SOMEDAY})
 class Violation:
     path: str
     rule: str  # schema | store-file | layout | deleted | new-task | transition | claimable | ownership | claim-fields
-    # | notes | result | parent
+    # | notes | result | parent | archive
     message: str
     task: str | None = None
     commit: str | None = None
@@ -160,11 +161,13 @@ def check_commit(
     now: datetime,
     last_seen: Mapping[str, datetime],
     commit: str | None = None,
+    archived: Callable[[str], bool] | None = None,
 ) -> list[Violation]:
     """Every violation in one commit. ``lookup`` reads a task in the new tree."""
-    return list(
-        classify_commit(changes, agent=agent, lookup=lookup, now=now, last_seen=last_seen, commit=commit).violations
+    verdict = classify_commit(
+        changes, agent=agent, lookup=lookup, now=now, last_seen=last_seen, commit=commit, archived=archived
     )
+    return list(verdict.violations)
 
 
 def classify_commit(
@@ -175,13 +178,19 @@ def classify_commit(
     now: datetime,
     last_seen: Mapping[str, datetime],
     commit: str | None = None,
+    archived: Callable[[str], bool] | None = None,
 ) -> Verdict:
-    """What one commit did to each task (its moves) and every violation in it."""
-    ctx = _Context(agent, lookup, now, last_seen)
-    out = [
+    """What one commit did to each task (its moves) and every violation in it.
+    ``lookup`` reads a task in the new tree, live or archived; ``archived``
+    says whether an id is archived there (a new task must not take it)."""
+    ctx = _Context(agent, lookup, now, last_seen, archived=archived)
+    cut = archiving.split(changes)  # moves to archive/ out; any other change there refused
+    out = [Violation(path, archiving.RULE, message, task, commit) for path, message, task in cut.found]
+    ctx.moves += [TaskMove(t.id, archiving.OP, t.state.value, t.state.value, verbs=(archiving.OP,)) for t in cut.moved]
+    out += [
         Violation(path, rule, message, task, commit)
-        for path in sorted(changes)
-        for rule, message, task in _check_file(ctx, path, *changes[path])
+        for path in sorted(cut.rest)
+        for rule, message, task in _check_file(ctx, path, *cut.rest[path])
     ]
     # One pass for the whole commit: a batch of N rewired tasks costs N, not N².
     for cycle in dependency_cycles(ctx.rewired, lookup):
@@ -228,6 +237,7 @@ class _Context:
     reparented: dict[str, str] = field(default_factory=dict)  # task id -> path: this commit sets its parent
     moves: list[TaskMove] = field(default_factory=list)
     policy: list[str] = field(default_factory=list)
+    archived: Callable[[str], bool] | None = None
 
     def moved(
         self, tid: str, verbs: list[str], old: Task | None, new: Task | None, fallback: str, *, notes: int = 0,
@@ -312,6 +322,9 @@ def _check_parent(ctx: _Context, path: str, old: Task | None, new: Task) -> _Fou
 
 
 def _check_new(ctx: _Context, new: Task) -> _Found:
+    if ctx.archived is not None and ctx.archived(new.id):
+        ctx.moved(new.id, [], None, new, "illegal")
+        return [(archiving.RULE, f"{new.id} is the id of an archived task; a new task takes another id", new.id)]
     legal = new.state in NEW_STATES and new.claim is None
     ctx.moved(new.id, ["add"] if legal and not (new.notes or new.result) else [], None, new, "illegal")
     if not legal:

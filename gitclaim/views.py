@@ -168,10 +168,15 @@ class BlockedView:
 
 
 def blocked(
-    tasks: Sequence[Task], commit: str, problems: Sequence[Problem] = (), limit: int | None = None
+    tasks: Sequence[Task],
+    commit: str,
+    problems: Sequence[Problem] = (),
+    limit: int | None = None,
+    archived: Mapping[str, Task] | None = None,
 ) -> BlockedView:
-    """Claimable-state tasks waiting on dependencies, and tasks waiting on the outside."""
-    by_id = {t.id: t for t in tasks}
+    """Claimable-state tasks waiting on dependencies, and tasks waiting on the
+    outside. ``archived``: the archived tasks some of them depend on."""
+    by_id = {**(archived or {}), **{t.id: t for t in tasks}}
     out = []
     for t in sorted(tasks, key=sort_key_ready):
         if t.state is State.WAITING:
@@ -209,11 +214,12 @@ def _by_parent(tasks: Sequence[Task]) -> list[tuple[str | None, list[Task]]]:
     return sorted(groups.items(), key=lambda kv: (kv[0] is not None, kv[0] or ""))
 
 
-def dot(tasks: Sequence[Task]) -> str:
-    """Graphviz DOT: an edge from each dependency to the task that waits for it."""
+def dot(tasks: Sequence[Task], archived: Iterable[str] = ()) -> str:
+    """Graphviz DOT: an edge from each dependency to the task that waits for it
+    (dashed from one that is archived or missing)."""
     lines = ["digraph gitclaim {", "  rankdir=LR;", "  node [shape=box, style=rounded];"]
     colors = {"done": "gray60", "active": "orange", "failed": "red", "cancelled": "gray80", "waiting": "purple"}
-    ids = {t.id for t in tasks}
+    ids, gone = {t.id for t in tasks}, set(archived)
     for parent, members in _by_parent(tasks):
         pad = "  " if parent is None else "    "
         if parent is not None:  # a cluster of the parent's children (the parent's own node stays outside)
@@ -227,7 +233,7 @@ def dot(tasks: Sequence[Task]) -> str:
             lines.append("  }")
     for t in sorted(tasks, key=lambda t: t.id):
         for d in t.depends_on:
-            style = "" if d in ids else ' [style=dashed, label="missing"]'
+            style = "" if d in ids else f' [style=dashed, label="{"archived" if d in gone else "missing"}"]'
             lines.append(f'  "{d}" -> "{t.id}"{style};')
     lines.append("}")
     return "\n".join(lines) + "\n"

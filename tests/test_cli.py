@@ -150,7 +150,17 @@ def test_every_command_json_shape(env: Env) -> None:
     assert [x["id"] for x in env.ok("ready")["tasks"]] == ["fix-login"]
 
     shown = env.ok("show", "docs")
-    assert set(shown) == {"task", "path", "blockers", "children", "history", "history_cut", "commit", "fetched"}
+    assert set(shown) == {
+        "task",
+        "path",
+        "archived",
+        "blockers",
+        "children",
+        "history",
+        "history_cut",
+        "commit",
+        "fetched",
+    }
     assert shown["path"] == task_path("docs")
     assert shown["blockers"] == [{"id": "fix-login", "state": "todo"}]
     assert [h["op"] for h in shown["history"]] == ["add"]

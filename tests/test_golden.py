@@ -113,8 +113,9 @@ def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
 # --- 1. --help of every command ---------------------------------------------------------
 
 COMMANDS = (
-    "access", "access grant", "access revoke", "add", "blocked", "board", "cancel", "claim", "compact", "demo", "done",
-    "edit", "fail", "graph", "handoff", "heartbeat", "hooks", "hooks install", "init", "list", "log", "mcp",
+    "access", "access grant", "access revoke", "add", "archive", "blocked", "board", "cancel", "claim", "compact",
+    "demo", "done", "edit", "fail", "graph", "handoff", "heartbeat", "hooks", "hooks install", "init", "list", "log",
+    "mcp",
     "note",
     "next", "ready", "reap", "release", "reopen", "reset", "restore", "resume", "retry", "review", "run", "show",
     "signers", "signers add", "signers list", "signers remove", "signers require", "stale", "verify", "wait", "watch",
@@ -341,6 +342,15 @@ SCRIPT: list[list[str]] = [
     ["access", "grant", "pusher", "ci", "--as", "agent-b", *C],
     ["compact", *C],
     ["compact", *A],
+    ["archive", "--done-before", "2026-01-01", *C],  # nothing finished before: no commit
+    ["claim", "docs", *C],
+    ["done", "docs", *C],
+    [ADVANCE, "7200"],
+    ["archive", "--done-before", "1h", "--dry-run", *C],
+    ["archive", "--done-before", "1h", *B],  # not_allowed: agent-b is no operator
+    ["archive", "--done-before", "1h", *C],
+    ["claim", "docs", *A],  # not_claimable: archived
+    ["list", "--state", "done"],
     ["log", "-n", "3"],
     ["show", "docs"],
     ["verify"],

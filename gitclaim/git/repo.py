@@ -321,7 +321,7 @@ class Repo:
     def write_commit(
         self,
         parent: str | None,
-        files: Mapping[str, bytes],
+        files: Mapping[str, bytes | None],
         message: str,
         author: str,
         email: str,
@@ -329,7 +329,7 @@ class Repo:
         sign: Callable[[bytes], str] | None = None,
         tree_of: str | None = None,
     ) -> str:
-        """Write a commit on ``parent`` replacing ``files``; rewrite only their trees.
+        """Write a commit on ``parent`` replacing ``files`` (None: removing one); rewrite only their trees.
         ``tree_of``: a parentless commit starts from that commit's tree (a compaction).
 
         ``sign`` turns the commit's bytes into an armoured signature (gitclaim.signing),
@@ -360,8 +360,9 @@ class Repo:
             path=self.repo.path,
         )
 
-    def _write_tree(self, base: pygit2.Tree | None, files: Mapping[str, bytes]) -> pygit2.Oid:
-        """``base`` with ``files`` replaced: only the trees on their paths are rewritten."""
+    def _write_tree(self, base: pygit2.Tree | None, files: Mapping[str, bytes | None]) -> pygit2.Oid:
+        """``base`` with ``files`` replaced (None: removed, and a folder left empty
+        with it): only the trees on their paths are rewritten."""
         repo = self.repo
         nested: dict[str, Any] = {}
         for path, data in files.items():
@@ -373,9 +374,13 @@ class Repo:
                     raise BadInput(f"{path} collides with a file on the store branch", path=path)
             node[parts[-1]] = data
 
-        def build(tree: pygit2.Tree | None, changes: dict[str, Any], where: str) -> pygit2.Oid:
+        def build(tree: pygit2.Tree | None, changes: dict[str, Any], where: str) -> pygit2.Oid | None:
             tb = repo.TreeBuilder(tree) if tree is not None else repo.TreeBuilder()
             for name, change in changes.items():
+                if change is None:
+                    if tb.get(name) is not None:
+                        tb.remove(name)
+                    continue
                 if isinstance(change, bytes):
                     tb.insert(name, repo.create_blob(change), FileMode.BLOB)
                     continue
@@ -385,11 +390,17 @@ class Repo:
                     if not isinstance(found, pygit2.Tree):
                         raise StoreCorrupt(f"{where}{name} on the store branch is a file, not a folder")
                     sub = found
-                tb.insert(name, build(sub, change, f"{where}{name}/"), FileMode.TREE)
-            return tb.write()
+                built = build(sub, change, f"{where}{name}/")
+                if built is not None:
+                    tb.insert(name, built, FileMode.TREE)
+                elif tb.get(name) is not None:
+                    tb.remove(name)
+            return tb.write() if len(tb) or not where else None
 
         try:
-            return build(base, nested, "")
+            root = build(base, nested, "")
+            assert root is not None  # the root is written even when empty
+            return root
         except (OSError, pygit2.GitError) as e:
             raise self._write_failed(e) from None
 

@@ -47,8 +47,8 @@ def add_many(store: Store, entries: Sequence[Mapping[str, Any]], agent: str | No
             store.progress("add", len(entries), len(entries))
         batch = {t.id: t for t in new_tasks}
         for gid in given:  # after validating the entries: bad input is reported first
-            if gid is not None and snap.task(gid) is not None:
-                raise AlreadyExists(f"a task {gid!r} already exists", task=gid)
+            if gid is not None and snap.find(gid) is not None:
+                raise AlreadyExists(f"a task {gid!r} already exists (live or archived)", task=gid)
         check_new_deps(snap, batch)
         files = {task_path(t.id): dump_task(t) for t in new_tasks}
         if len(new_tasks) == 1:
@@ -88,7 +88,7 @@ def _ids(snap: Snapshot, given: Sequence[str | None], rng: random.Random, prefix
         length = 4
         while True:
             cand = generate_id(rng, length, prefix)
-            if cand not in taken and snap.task(cand) is None:
+            if cand not in taken and snap.find(cand) is None:
                 break
             length += 1  # collision: lengthen, never reuse
         taken.add(cand)
@@ -104,7 +104,7 @@ def check_new_deps(snap: Snapshot, batch: Mapping[str, Task]) -> None:
     """
     for t in batch.values():
         for d in t.depends_on:
-            if d not in batch and snap.task(d) is None:
+            if d not in batch and snap.find(d) is None:
                 raise BadInput(
                     f"{t.id} depends on {d!r}, which is neither in the store nor in this batch", task=t.id, dependency=d
                 )
@@ -114,7 +114,7 @@ def check_new_deps(snap: Snapshot, batch: Mapping[str, Task]) -> None:
         if task_id in batch:
             return batch[task_id]
         try:
-            return snap.task(task_id)
+            return snap.find(task_id)
         except (StoreCorrupt, SchemaTooNew):
             return None
 

@@ -50,7 +50,8 @@ def next_task(store: Store, agent: str | None, ttl: int | str | None) -> OpResul
         tasks, _problems = snap.scan()
         now = utc(store.clock())
         seen = alive_if_needed(store, tasks, now)
-        cands = rules.ready(tasks, now=now, last_seen=seen)
+        by_id = {**snap.archived_deps(tasks), **{t.id: t for t in tasks}}
+        cands = rules.ready(tasks, by_id, now=now, last_seen=seen)
         if not cands:
             held = sum(1 for t in tasks if t.holder is not None)
             raise NothingReady(

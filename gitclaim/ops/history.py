@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from .. import audit, compaction, labels, rules
 from ..enforce import verdict
 from ..git import CommitInfo
-from ..ids import task_path
+from ..ids import archive_path, task_path
 from ..validate import TaskMove
 
 if TYPE_CHECKING:
@@ -43,12 +43,17 @@ def task_entries(
     move, read from its file before and after. A compaction changes no file:
     the history it replaced follows it."""
     repo = store.repo
-    path = task_path(task_id)
+    paths = (task_path(task_id), archive_path(task_id))  # an archived task's file moved: follow it
+
+    def where(commit: str) -> tuple[str | None, ...]:
+        tree = repo.commit_tree(commit)
+        return tuple(repo.tree_entry_id(tree, p) for p in paths)
+
     for c in commits(store, tip, reach=reach, said=said):
         if compaction.claim_of(c) is not None:
             continue
-        mine = repo.tree_entry_id(repo.commit_tree(c.id), path)
-        theirs = [repo.tree_entry_id(repo.commit_tree(p), path) for p in c.parents] or [None]
+        mine = where(c.id)
+        theirs = [where(p) for p in c.parents] or [(None, None)]
         if mine not in theirs:
             yield read(store, c, about=task_id)
 
@@ -94,7 +99,7 @@ def read(store: Store, c: CommitInfo, about: str | None = None) -> audit.Entry:
     when they agree. The validator's clock is the commit's own time and no
     heartbeat is known, so a takeover counts as early only when it came before
     the lease could have run out."""
-    paths = [task_path(about)] if about is not None else None
+    paths = [task_path(about), archive_path(about)] if about is not None else None
     v = verdict(store.repo, c, now=c.time, seen={}, paths=paths, about=about)
     record = audit.read(c.message)
     lies = [x for x in v.violations if x.rule == labels.RULE]

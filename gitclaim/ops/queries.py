@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from .. import audit, readindex, rules, selection, units, views
-from ..errors import BadInput
+from ..errors import BadInput, NotFound
 from ..ids import task_path, validate_id
 from ..model import STATES, Problem, Task, parse_task, utc
 from ..results import History, Listing, TaskView
@@ -49,7 +49,7 @@ def ready(store: Store, offline: bool, limit: int | None = None) -> Listing:
     _limit(limit)
     tip = store._tip(offline)
     idx = store.read_index(tip)
-    return _listing(store, tip, idx, selection.ready(idx.rows()), limit)
+    return _listing(store, tip, idx, selection.ready(idx.rows(), idx.archived_done()), limit)
 
 
 def _limit(limit: int | None) -> None:
@@ -84,14 +84,17 @@ def show(store: Store, task_id: str, offline: bool, history_limit: int | None) -
         units.count(history_limit, "history_limit", lowest=0)
     tip = store._tip(offline)
     snap = store.snapshot(tip)
-    task = snap.require(task_id)
+    task = snap.find(task_id)
+    if task is None:
+        raise NotFound(f"no task {task_id!r} in the store", task=task_id)
     deps = snap.tasks_by_id(task.depends_on)
     said: list[str] = []
     hist, cut = _first(history.task_entries(store, tip, task_id, reach=not offline, said=said), history_limit)
     kids = selection.listed(store.read_index(tip).rows(), None, None, None, task_id)
     children = tuple({"id": r[readindex.ID], "state": r[readindex.STATE], "title": r[readindex.TITLE]} for r in kids)
     blockers = tuple(rules.blockers(task, deps))
-    return TaskView(task, blockers, hist, tip, history_cut=cut, children=children, fetched=tuple(said))
+    gone = snap.task(task_id) is None
+    return TaskView(task, blockers, hist, tip, history_cut=cut, children=children, fetched=tuple(said), archived=gone)
 
 
 def board(store: Store, offline: bool, limit: int | None = None) -> views.Board:
@@ -115,16 +118,19 @@ def who(store: Store, offline: bool, limit: int | None = None) -> views.Who:
 def blocked(store: Store, offline: bool, limit: int | None = None) -> views.BlockedView:
     _limit(limit)
     tip = store._tip(offline)
-    tasks, problems = store.snapshot(tip).scan()
-    return views.blocked(tasks, tip, problems, limit)
+    snap = store.snapshot(tip)
+    tasks, problems = snap.scan()
+    return views.blocked(tasks, tip, problems, limit, snap.archived_deps(tasks))
 
 
 def graph(store: Store, fmt: str, offline: bool) -> views.Graph:
     if fmt not in GRAPH_FORMATS:
         raise BadInput(f"unknown graph format {fmt!r}: use dot or mermaid", format=fmt)
     tip = store._tip(offline)
-    tasks, problems = store.snapshot(tip).scan()
-    return views.Graph(fmt, views.dot(tasks) if fmt == "dot" else views.mermaid(tasks), tip, tuple(problems))
+    snap = store.snapshot(tip)
+    tasks, problems = snap.scan()
+    text = views.dot(tasks, snap.archived_deps(tasks)) if fmt == "dot" else views.mermaid(tasks)
+    return views.Graph(fmt, text, tip, tuple(problems))
 
 
 def log(store: Store, task_id: str | None, limit: int | None, offline: bool) -> History:
