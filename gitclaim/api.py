@@ -45,6 +45,7 @@ from .refnames import DEFAULT_BRANCH, DEFAULT_REMOTE, validate_branch, validate_
 from .results import (
     AddResult,
     CompactResult,
+    DoneResult,
     HeartbeatResult,
     History,
     InitResult,
@@ -378,13 +379,33 @@ class Store:
         """
         return verbs.run(self, "release", task_id, agent)
 
-    def done(self, task_id: str, *, result: str | None = None, agent: str | None = None) -> OpResult:
+    def done(
+        self,
+        task_id: str,
+        *,
+        result: str | None = None,
+        next: bool = False,
+        ttl: int | str | None = None,
+        agent: str | None = None,
+    ) -> DoneResult:
         """Finish a task: the holder of an active task, or anyone approving one in review.
         ``result`` (a link, a commit, a summary) is recorded with the completion.
 
+        With ``next``, claim the best ready task in the same commit and push
+        (``ttl``: its lease, as for :meth:`next`): the result's ``next`` is that
+        claim, or ``nothing_ready`` is true and the task is only finished. A
+        lost race picks another task; a finished task changed meanwhile is
+        refused as without ``next``.
+
         Raises :class:`NotHolder`, :class:`NotClaimable`, :class:`NotFound`, :class:`BadInput`.
         """
-        return verbs.run(self, "done", task_id, agent, result=result)
+        if next:
+            from .ops.donenext import done_next
+
+            return done_next(self, task_id, agent, result, ttl)
+        if ttl is not None:
+            raise BadInput("ttl goes with next (done ID --next --ttl D): the lease of the task it claims")
+        return DoneResult.of(verbs.run(self, "done", task_id, agent, result=result))
 
     def note(self, task_id: str, text: str, *, agent: str | None = None) -> OpResult:
         """Append a timestamped note by the agent to the task, in one commit. Anyone
