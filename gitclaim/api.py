@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import audit, compaction, readindex, views
 from .cache import FolderCache
-from .cas import NoWrite, Outcome, RetryPolicy, Write, mutate
+from .cas import NoWrite, Outcome, Pace, RetryPolicy, Write, mutate
 from .errors import BadInput, NotAllowed, PushRejected
 from .git import Repo, Transport, require
 from .identity import AGENT_ENV, agent_email, remember_agent, resolve_agent
@@ -104,6 +104,7 @@ class Store:
         self._seen_for_check: dict[str, datetime] = {}  # heartbeats a takeover decision used
         self._signer: Signer | None = None
         self._signer_known = False
+        self._pace = Pace()  # this agent's measured pace on the branch: what the retry waits count in
 
     # --- configuration and the one mutation path ------------------------------
 
@@ -186,6 +187,7 @@ class Store:
             optimistic=optimistic,
             before_push=lambda base, new, paths: self._before_push(agent, base, new, paths),
             sign=self.sign,
+            pace=self._pace,
         )
 
     def _before_push(self, agent: str, base: str, new: str, paths: list[str]) -> None:
