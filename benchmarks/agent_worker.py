@@ -1,11 +1,13 @@
 """One agent of benchmark (b), run as its own process on its own clone.
 
-    python agent_worker.py CLONE AGENT MAX_CLAIMS [WORK_SECONDS]
+    python agent_worker.py CLONE AGENT MAX_CLAIMS [WORK_SECONDS [LOOP]]
 
 Opens the store and fetches, prints ``ready``, waits for ``go`` on stdin, then
 loops ``next()``, an optional sleep standing for the work (default 0: a
 hot loop), ``done(id)``, until nothing is ready (at most MAX_CLAIMS
-times, and a bounded number of errors). Prints one JSON object on stdout:
+times, and a bounded number of errors). LOOP ``chain`` (default ``pair``):
+one ``next()``, then ``done(id, next=True)`` (one commit and one push that
+finish a task and claim the next) until it claims nothing. Prints one JSON object on stdout:
 every claim with its retries and times, the last ``next()`` (the one that
 found nothing ready: its time and retries), every refused push, errors, and
 when it finished
@@ -22,19 +24,14 @@ import time
 def main() -> int:
     clone, agent, max_claims = sys.argv[1], sys.argv[2], int(sys.argv[3])
     work = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
-    from gitclaim import RetryPolicy, Store
+    chain = len(sys.argv) > 5 and sys.argv[5] == "chain"
+    from gitclaim import Store
     from gitclaim.errors import GitclaimError, NothingReady
 
-    # The loop sleeps once per refused push: counting the sleeps counts the
-    # retries of every call, also of calls that end without a result
-    # (NothingReady after losing races), which OpResult.retries cannot show.
+    # Every call says how many of its pushes were refused: a result's retries,
+    # or an error's details (NothingReady after losing races, RetriesExhausted).
     refused = [0]
-
-    def sleep(seconds: float) -> None:
-        refused[0] += 1
-        time.sleep(seconds)
-
-    store = Store(clone, agent=agent, policy=RetryPolicy(sleep=sleep))
+    store = Store(clone, agent=agent)
     store.transport.fetch()  # every agent starts from the current tip
     print("ready", flush=True)
     if sys.stdin.readline().strip() != "go":
@@ -43,38 +40,53 @@ def main() -> int:
     claims: list[dict[str, object]] = []
     errors: list[str] = []
     final: dict[str, object] = {}
+    writes: list[int] = []  # the retries of every write (next, done) that returned
+    got = None  # chain: the task the last done(next=True) claimed
+    got_retries = 0
     for _ in range(max_claims + 20):  # bounded: every turn claims a task or errs
         if len(claims) >= max_claims or len(errors) > 20:
             break
         t0 = time.monotonic()
         before = refused[0]
-        try:
-            got = store.next()
-        except NothingReady:
-            final = {"s": time.monotonic() - t0, "retries": refused[0] - before}
-            break
-        except GitclaimError as e:  # e.g. RetriesExhausted: counted, then try again
-            errors.append(f"next: {e.code}: {e}")
-            continue
+        if got is None:
+            try:
+                r = store.next()
+            except NothingReady as e:
+                refused[0] += int(e.details.get("retries", 0))
+                final = {"s": time.monotonic() - t0, "retries": refused[0] - before}
+                break
+            except GitclaimError as e:  # e.g. RetriesExhausted: counted, then try again
+                refused[0] += int(e.details.get("retries", 0))
+                errors.append(f"next: {e.code}: {e}")
+                continue
+            refused[0] += r.retries
+            got, got_retries = r.task.id, r.retries
+            writes.append(r.retries)
         t1 = time.monotonic()
         if work > 0:
             time.sleep(work)
             t1 = time.monotonic()
-        done_retries = -1
+        following = None
         try:
-            done_retries = store.done(got.task.id).retries
-        except GitclaimError as e:
-            errors.append(f"done {got.task.id}: {e.code}: {e}")
+            d = store.done(got, next=chain)
+            refused[0] += d.retries
+            done_retries = d.retries
+            writes.append(d.retries)
+            if d.next is not None:
+                following = d.next.task.id
+            elif chain:
+                final = {"s": time.monotonic() - t1, "retries": refused[0] - before}
+        except GitclaimError as e:  # e.g. RetriesExhausted: counted, then finish it again
+            refused[0] += int(e.details.get("retries", 0))
+            errors.append(f"done {got}: {e.code}: {e}")
+            continue
         t2 = time.monotonic()
         claims.append(
-            {
-                "task": got.task.id,
-                "retries": got.retries,
-                "done_retries": done_retries,
-                "next_s": t1 - t0,
-                "done_s": t2 - t1,
-            }
+            {"task": got, "retries": got_retries, "done_retries": done_retries, "next_s": t1 - t0, "done_s": t2 - t1}
         )
+        got, got_retries = following, done_retries
+        if chain and got is None:
+            break
     end = time.monotonic()
     print(
         json.dumps(
@@ -86,6 +98,7 @@ def main() -> int:
                 "errors": errors,
                 "final": final,
                 "refused": refused[0],
+                "writes": writes,
             }
         ),
         flush=True,

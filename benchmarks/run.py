@@ -61,6 +61,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     g.add_argument("--tasks-b", type=int, default=0, help="tasks per run (default 200; quick 24)")
     g.add_argument("--work-ms", type=float, default=0.0, help="sleep between next() and done() (default 0)")
     g.add_argument("--reps-b", type=int, default=0, help="runs of each configuration (default 3; quick 1)")
+    g.add_argument(
+        "--loop-b",
+        default="pair,chain",
+        help="the agents' loop: pair (next, then done) and/or chain (done --next: one push per task); default both",
+    )
     g = p.add_argument_group("(c) store size")
     g.add_argument("--sizes", default="", help="store sizes (default 100,10000,100000; quick 100,1000,10000)")
     g.add_argument("--samples-c", type=int, default=0, help="claims per size per transport (default 25; quick 5)")

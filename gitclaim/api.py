@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from . import audit, compaction, readindex, views
 from .api_admin import AdminOps
 from .cache import FolderCache
-from .cas import NoWrite, Outcome, RetryPolicy, Write, mutate
+from .cas import NoWrite, Outcome, Pace, RetryPolicy, Write, mutate
 from .errors import BadInput, NotAllowed, PushRejected
 from .git import Repo, Transport, require
 from .identity import AGENT_ENV, agent_email, remember_agent, resolve_agent
@@ -43,6 +43,7 @@ from .ops import edit as edit_ops
 from .refnames import DEFAULT_BRANCH, DEFAULT_REMOTE, validate_branch, validate_remote
 from .results import (
     AddResult,
+    DoneResult,
     HeartbeatResult,
     History,
     InitResult,
@@ -99,6 +100,7 @@ class Store(AdminOps):
         self._seen_for_check: dict[str, datetime] = {}  # heartbeats a takeover decision used
         self._signer: Signer | None = None
         self._signer_known = False
+        self._pace = Pace()  # this agent's measured pace on the branch: what the retry waits count in
 
     # --- configuration and the one mutation path ------------------------------
 
@@ -181,6 +183,7 @@ class Store(AdminOps):
             optimistic=optimistic,
             before_push=lambda base, new, paths: self._before_push(agent, base, new, paths),
             sign=self.sign,
+            pace=self._pace,
         )
 
     def _before_push(self, agent: str, base: str, new: str, paths: list[str]) -> None:
@@ -374,13 +377,33 @@ class Store(AdminOps):
         """
         return verbs.run(self, "release", task_id, agent)
 
-    def done(self, task_id: str, *, result: str | None = None, agent: str | None = None) -> OpResult:
+    def done(
+        self,
+        task_id: str,
+        *,
+        result: str | None = None,
+        next: bool = False,
+        ttl: int | str | None = None,
+        agent: str | None = None,
+    ) -> DoneResult:
         """Finish a task: the holder of an active task, or anyone approving one in review.
         ``result`` (a link, a commit, a summary) is recorded with the completion.
 
+        With ``next``, claim the best ready task in the same commit and push
+        (``ttl``: its lease, as for :meth:`next`): the result's ``next`` is that
+        claim, or ``nothing_ready`` is true and the task is only finished. A
+        lost race picks another task; a finished task changed meanwhile is
+        refused as without ``next``.
+
         Raises :class:`NotHolder`, :class:`NotClaimable`, :class:`NotFound`, :class:`BadInput`.
         """
-        return verbs.run(self, "done", task_id, agent, result=result)
+        if next:
+            from .ops.donenext import done_next
+
+            return done_next(self, task_id, agent, result, ttl)
+        if ttl is not None:
+            raise BadInput("ttl goes with next (done ID --next --ttl D): the lease of the task it claims")
+        return DoneResult.of(verbs.run(self, "done", task_id, agent, result=result))
 
     def note(self, task_id: str, text: str, *, agent: str | None = None) -> OpResult:
         """Append a timestamped note by the agent to the task, in one commit. Anyone

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .validate import TaskMove
 
 TRAILER_PREFIX = "Gitclaim-"
+THEN = "Then-"  # the trailers of a second move in the same commit: Then-Op, Then-Task, ...
 _TRAILER_RE = re.compile(r"^(Gitclaim-[A-Za-z-]+):[ \t]*(.*)$")
 
 
@@ -105,12 +106,23 @@ class Record:
     archive: str | None = None  # compact: the ref that keeps that history
     archived: tuple[str, ...] = ()  # archive: the finished tasks moved out of the live folder
     before: str | None = None  # archive: the cut (tasks finished before it)
+    # A second move of another task in the same commit, by the same agent
+    # (``done --next``: the claim of the next task), as ``Then-*`` trailers.
+    then: Record | None = None
 
     @property
     def tasks(self) -> tuple[str, ...]:
         """Every task the commit names, in the order of its trailers."""
         first = (self.task,) if self.task is not None else ()
-        return (*first, *self.added, *self.archived, *(c.task for c in self.cleared))
+        then = self.then.tasks if self.then is not None else ()
+        return (*first, *self.added, *self.archived, *(c.task for c in self.cleared), *then)
+
+    def about(self, task: str) -> Record:
+        """The part of the record that speaks of ``task``: the second move's
+        own record when it names ``task``, else this one without it."""
+        if self.then is not None and self.then.task == task:
+            return self.then
+        return replace(self, then=None) if self.then is not None else self
 
     def trailers(self) -> list[tuple[str, str]]:
         out = [("Op", self.op)]
@@ -136,6 +148,8 @@ class Record:
         out += [("Task", t) for t in (*self.added, *self.archived)]
         for c in self.cleared:
             out += [("Task", c.task), ("Cleared", c.text())]
+        if self.then is not None:
+            out += [(f"{THEN}{k}", v) for k, v in self.then.trailers() if k != "Agent"]
         return out
 
 
@@ -146,7 +160,17 @@ def write(subject: str, record: Record) -> str:
 
 def read(msg: str) -> Record | None:
     """The record a commit message carries, or None when it has no ``Op`` and ``Agent``."""
-    lines = trailer_lines(msg)
+    every = trailer_lines(msg)
+    lines = [(k, v) for k, v in every if not k.startswith(THEN)]
+    record = _read_lines(lines)
+    then = [(k[len(THEN) :], v) for k, v in every if k.startswith(THEN)]
+    if record is None or not then:
+        return record
+    # The second move is the same agent's; its Task trailers come first, as a single-task record's do.
+    return replace(record, then=_read_lines([*then, ("Agent", record.agent)]))
+
+
+def _read_lines(lines: list[tuple[str, str]]) -> Record | None:
     t: dict[str, list[str]] = {}
     for key, value in lines:
         t.setdefault(key, []).append(value)
@@ -252,7 +276,7 @@ def entry(commit: str, time: datetime, author: str, msg: str) -> Entry:
         subject=msg.split("\n", 1)[0],
         op=first("Op"),
         agent=first("Agent"),
-        tasks=tuple(t.get("Task", [])),
+        tasks=(*t.get("Task", []), *t.get(THEN + "Task", [])),
         from_state=first("From"),
         to_state=first("To"),
         trailers={k: tuple(v) for k, v in t.items()},

@@ -86,6 +86,7 @@ def disagreements(
         ]
     elif record.op in NO_TASKS and moves:
         out.append(f"{record.op} changes no task, but the commit does: {_phrase(moves)}")
+    out += _then(record, by_task)
     out += _cleared(record, by_task)
     if policy and record.op not in POLICY_OPS | {"init"}:
         out.append(f"the commit changes {', '.join(policy)}, which {record.op} does not")
@@ -94,9 +95,30 @@ def disagreements(
     return out
 
 
+# The moves a commit may make second, after its first (``done --next`` claims the next task).
+THEN_OPS = frozenset({"claim", "takeover"})
+
+
+def _then(record: Record, by_task: dict[str, TaskMove]) -> list[str]:
+    """A second move (``Then-*`` trailers) names another task, by the same
+    agent, and is checked as a commit of its own would be."""
+    then = record.then
+    if then is None:
+        return []
+    if then.op not in THEN_OPS or record.op not in _SINGLE or record.task is None:
+        return [f"the trailers name a second move ({then.op}) after {record.op}; only a claim follows one task's move"]
+    if then.task is None or then.task == record.task:
+        return [f"the second move ({then.op}) must name a task other than {record.task}"]
+    if then.then is not None:
+        return ["the trailers name more than two moves"]
+    return _single(then, by_task)
+
+
 def _about(record: Record, task: str) -> Record:
     from dataclasses import replace
 
+    if record.then is not None:
+        record = record.about(task)
     cleared = tuple(c for c in record.cleared if c.task == task)
     if record.task == task:
         return replace(record, added=(), cleared=cleared)

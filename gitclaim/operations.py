@@ -376,11 +376,22 @@ OPERATIONS: tuple[Operation, ...] = (
                 ("--result",),
                 "TEXT",
             ),
+            Param(
+                "next",
+                bool,
+                "Also claim the best ready task, in the same commit and push (having lost a race, another).",
+                False,
+                ("--next",),
+            ),
+            replace(TTL, help="With --next: the lease of the task it claims (90, 90s, 15m, 2h, 1d; 0: none)."),
             details="The holder finishes an active task; anyone may approve a task in review. A result"
-            " given is kept on the task (show prints it) and named in the commit (log shows it).",
+            " given is kept on the task (show prints it) and named in the commit (log shows it). With next,"
+            " the same commit claims the next task as next would: next is that claim, or nothing_ready is"
+            " true and the task is only finished.",
         ),
+        result="done",
         custom=frozenset({Surface.CLI}),  # --result-file FILE
-        usage="done ID [--result TEXT] [--result-file FILE]",
+        usage="done ID [--result TEXT] [--result-file FILE] [--next [--ttl D]]",
     ),
     Operation(
         "note",
@@ -664,6 +675,11 @@ RESULTS: dict[str, tuple[str, tuple[str, ...]]] = {  # the shape, and the terms 
     "restore": ("{remote, branch, commit, restored}", ()),
     "added": ("{tasks: [task], commit, retries}", ("task",)),
     "op": ("{op, task, from, to, commit, changed, retries, previous_holder, also: [task]}", ("task",)),
+    "done": (
+        "{op, task, from, to, commit, changed, retries, previous_holder, also: [task], next: {op, task, from, to,"
+        " commit, changed, retries, previous_holder, also} or null, nothing_ready}",
+        ("task",),
+    ),
     "listing": ("{tasks: [task], problems: [problem], commit, total, cut}", ("task", "problem")),
     "task_view": (
         "{task, path, archived, blockers: [{id, state}], children: [{id, state, title}], history: [entry], history_cut,"

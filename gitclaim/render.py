@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .model import Problem, Task
     from .results import (
         AddResult,
+        DoneResult,
         HeartbeatResult,
         History,
         InitResult,
@@ -124,6 +125,15 @@ def op(r: OpResult) -> None:
         out.print(f"  also: [bold]{other.id}[/] → {_state(other.state.value)} (claim cleared)")
     if op.shows_title:
         out.print(f"  {escape(t.title)}")
+
+
+def done(r: DoneResult) -> None:
+    """done, and with --next the task claimed in the same commit."""
+    op(r)
+    if r.next is not None:
+        op(r.next)
+    elif r.nothing_ready:
+        out.print("[dim]nothing was ready to claim next[/]")
 
 
 def heartbeat(r: HeartbeatResult) -> None:
@@ -474,6 +484,7 @@ RENDERERS: dict[str, Callable[[Any], None]] = {
     "restore": restore,
     "added": added,
     "op": op,
+    "done": done,
     "listing": listing,
     "task_view": task_view,
     "history": history,

@@ -80,6 +80,24 @@ class OpResult:
         }
 
 
+@dataclass(frozen=True)
+class DoneResult(OpResult):
+    """``done``: the finished task, and with ``--next`` the task claimed in the
+    same commit (``next``), or that nothing was ready to claim (``nothing_ready``)."""
+
+    next: OpResult | None = None
+    nothing_ready: bool = False
+
+    @classmethod
+    def of(cls, r: OpResult) -> DoneResult:
+        """A plain ``done``'s result: nothing claimed with it."""
+        return cls(r.op, r.task, r.previous_state, r.commit, r.changed, r.retries, r.previous_holder, r.also)
+
+    def to_json(self) -> dict[str, Any]:
+        then = self.next.to_json() if self.next is not None else None
+        return {**super().to_json(), "next": then, "nothing_ready": self.nothing_ready}
+
+
 def with_commit(out: Outcome[OpResult]) -> OpResult:
     """The result of a change, with the commit that landed it and the races lost on the way."""
     return replace(out.value, commit=out.commit, retries=out.retries)

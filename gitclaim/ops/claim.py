@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -13,6 +14,7 @@ from ..ids import task_path, validate_id
 from ..model import State, Task, _iso, dump_task, utc
 from ..results import OpResult, with_commit
 from . import history
+from .verbs import Step
 
 if TYPE_CHECKING:
     from ..api import Store
@@ -59,12 +61,18 @@ def next_task(store: Store, agent: str | None, ttl: int | str | None) -> OpResul
                 tasks=len(tasks),
                 held=held,
             )
-        # First try the best task; once we lost a race, spread out among
-        # the best few so that racing agents stop colliding on one task.
-        pick = cands[0] if attempt == 0 else store.rng.choice(cands[:NEXT_SPREAD])
-        return _decision(store, snap, pick, who, "next", seconds, seen)
+        return _decision(store, snap, pick(cands, who, attempt, store.rng), who, "next", seconds, seen)
 
     return _run(store, who, decide)
+
+
+def pick(cands: list[Task], who: str, attempt: int, rng: random.Random) -> Task:
+    """The ready task ``next`` (and ``done --next``) tries: the best one first;
+    once it lost a race, one of the best few, so that racing agents stop
+    colliding on one task."""
+    if attempt == 0:
+        return cands[0]
+    return rng.choice(cands[:NEXT_SPREAD])
 
 
 def alive_if_needed(store: Store, tasks: Iterable[Task], now: datetime) -> dict[str, datetime]:
@@ -89,8 +97,25 @@ def _decision(
     ttl: int | None,
     seen: Mapping[str, datetime] | None = None,
 ) -> Write[OpResult] | NoWrite[OpResult]:
+    step = plan(store, snap, task, who, op, ttl, seen)
+    return step if isinstance(step, NoWrite) else step.write()
+
+
+def plan(
+    store: Store,
+    snap: Snapshot,
+    task: Task,
+    who: str,
+    op: str,
+    ttl: int | None,
+    seen: Mapping[str, datetime] | None = None,
+    deps: Mapping[str, Task | None] | None = None,
+) -> Step | NoWrite[OpResult]:
+    """``who``'s claim (or takeover) of ``task``, planned on ``snap``; ``deps``:
+    its dependencies as the commit will leave them (default: as ``snap`` has them)."""
     now = utc(store.clock())
-    deps = snap.tasks_by_id(task.depends_on)
+    if deps is None:
+        deps = snap.tasks_by_id(task.depends_on)
     if seen is None:
         seen = alive_if_needed(store, [task], now)
     verdict = rules.check_claim(task, deps, who, now=now, last_seen=seen)
@@ -116,7 +141,7 @@ def _decision(
         lease_seconds=new.claim.lease_seconds if new.claim is not None else None,
     )
     result = OpResult(op, new, task.state.value, None, True, 0, previous_holder=previous)
-    return Write({task_path(task.id): dump_task(new)}, audit.write(subject, record), result)
+    return Step({task_path(task.id): dump_task(new)}, subject, record, result)
 
 
 def _run(store: Store, who: str, decide: Decide, *, optimistic: bool = False) -> OpResult:

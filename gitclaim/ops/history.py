@@ -104,6 +104,8 @@ def read(store: Store, c: CommitInfo, about: str | None = None) -> audit.Entry:
     record = audit.read(c.message)
     lies = [x for x in v.violations if x.rule == labels.RULE]
     told = record if record is not None and not lies else None
+    if told is not None and about is not None:
+        told = told.about(about)  # a commit of two moves (done --next): the one of this task
     moves = tuple(m for m in v.moves if about is None or m.task == about)
     op = _op(told, moves, c)
     one = moves[0] if len(moves) == 1 else None
@@ -147,7 +149,7 @@ def last_change(store: Store, tip: str, task_id: str) -> audit.Entry | None:
 def find_claim(store: Store, tip: str, task_id: str, holder: str) -> str | None:
     """The commit that made ``holder`` the holder of ``task_id``, or None."""
     for e in task_entries(store, tip, task_id):
-        rec = e.record
+        rec = e.record.about(task_id) if e.record is not None else None
         if rec is None or rec.task != task_id:
             continue
         effect = rules.claim_effect(rec.op)

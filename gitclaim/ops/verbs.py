@@ -70,6 +70,21 @@ VERBS: dict[str, Verb] = {
 }
 
 
+@dataclass(frozen=True)
+class Step:
+    """One task's move, planned: the files it writes, its commit's subject and
+    record, and its result. One step is one commit (:meth:`write`); ``done
+    --next`` puts two in one (:mod:`gitclaim.ops.donenext`)."""
+
+    files: dict[str, bytes]
+    subject: str
+    record: audit.Record
+    value: OpResult
+
+    def write(self) -> Write[OpResult]:
+        return Write(self.files, audit.write(self.subject, self.record), self.value)
+
+
 def run(
     store: Store, verb: str, task_id: str, agent: str | None, *, to: str | None = None, text: str = "",
     result: str | None = None,
@@ -103,7 +118,7 @@ def run(
             if again is not None and (result is None or (task.result is not None and task.result.text == result)):
                 return NoWrite(again)
             raise
-        return _write(store, snap, spec, row, task, who, to, fields, result)
+        return plan(store, snap, spec, row, task, who, to, fields, result).write()
 
     out = store._mutate(who, decide)
     return with_commit(out)
@@ -137,7 +152,7 @@ def _landed_before(
     return OpResult(verb, task, rec.from_state or task.state.value, None, False, 0)
 
 
-def _write(
+def plan(
     store: Store,
     snap: Snapshot,
     spec: Verb,
@@ -147,7 +162,8 @@ def _write(
     to: str | None,
     fields: Mapping[str, str],
     result: str | None = None,
-) -> Write[OpResult]:
+) -> Step:
+    """The move ``row`` of ``task`` by ``who``, planned on ``snap``."""
     transfer = row.claim is rules.ClaimEffect.TRANSFER
     if transfer and task.holder == to:
         raise BadInput(f"{task.id} is already held by {to}", task=task.id, to=to)
@@ -179,7 +195,7 @@ def _write(
         subject += spec.if_cleared.format(cleared=len(cleared))
     also = tuple(t for t, _ in cleared)
     out = OpResult(spec.name, new, task.state.value, None, True, 0, previous_holder=previous, also=also)
-    return Write(files, audit.write(subject, record), out)
+    return Step(files, subject, record, out)
 
 
 def _clear_downstream(snap: Snapshot, task: Task, files: dict[str, bytes]) -> list[tuple[Task, str]]:
