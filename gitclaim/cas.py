@@ -253,7 +253,10 @@ class _Tries:
                 " the store branch kept moving; nothing was changed",
                 retries=self.retries,
             ) from None
-        p.sleep(p.delay(self.retries, self.pace))
+        # A lock is waited out on the clock, not in the agent's pace: a paced
+        # wait on a local path is a few milliseconds, and the budget of tries
+        # would be spent before a killed writer's lock could be told from a live one.
+        p.sleep(p.delay(self.retries, self.pace if moved.lock is None else None))
 
 
 def _cut_off(lost: RemoteUnreachable, transport: Transport, new: str) -> None:
