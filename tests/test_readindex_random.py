@@ -11,6 +11,7 @@ import json
 import os
 import random
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -110,42 +111,40 @@ class World:
         rnd = self.rnd
         who = rnd.choice([self.admin, self.agent])
         tid = rnd.choice(self.ids) if self.ids else None
-        kind = rnd.choice(["add"] * 6 + ["claim"] * 3 + ["done", "done", "release", "fail", "cancel"]
-                          + ["edit", "note", "hand", "hand-rm", "reopen"])  # fmt: skip
+        kinds = ["add"] * 6 + ["claim"] * 3 + ["done", "done", "release", "fail", "cancel"]
+        kind = rnd.choice([*kinds, "edit", "note", "hand", "hand-rm", "reopen", "archive"])
         try:
             if kind == "add" or tid is None:
                 self._add(who)
-            elif kind == "claim":
-                who.claim(tid)
-            elif kind == "done":
-                self._claimed(who, tid)
-                who.done(tid)
-            elif kind == "release":
-                self._claimed(who, tid)
-                who.release(tid)
-            elif kind == "fail":
-                self._claimed(who, tid)
-                who.fail(tid, "no luck")
-            elif kind == "cancel":
-                who.cancel(tid)
-            elif kind == "reopen":
-                who.reopen(tid)
-            elif kind == "note":
-                who.note(tid, f"note {rnd.random()}")
-            elif kind == "edit":
-                change = rnd.choice([{"state": rnd.choice(["backlog", "todo", "someday"])},
-                                     {"priority": str(rnd.randrange(4))}, {"title": f"ëdit {rnd.random()}"},
-                                     {"depends_on": ",".join(rnd.sample(self.ids, min(2, len(self.ids))))}])  # fmt: skip
-                who.edit(tid, change)
-            else:
+            elif kind in ("hand", "hand-rm"):
                 self._hand(tid, kind == "hand-rm")
+            else:
+                self._verb(who, kind, tid)
         except GitclaimError:
             pass  # a refused step (held, blocked, not claimable): the store is unchanged
 
-    @staticmethod
-    def _claimed(who: Store, tid: str) -> None:
-        """Claimed by ``who`` (a re-claim by the holder changes nothing)."""
-        who.claim(tid)
+    def _verb(self, who: Store, kind: str, tid: str) -> None:
+        rnd = self.rnd
+        if kind in ("done", "fail", "release"):
+            who.claim(tid)  # a re-claim by the holder changes nothing
+        if kind == "archive":
+            self.admin.archive(
+                done_before=f"{datetime.now(UTC) + timedelta(hours=1):%Y-%m-%dT%H:%MZ}"
+            )  # every done task to archive/: dependencies on them stay met
+        elif kind == "edit":
+            changes = [
+                {"state": rnd.choice(["backlog", "todo", "someday"])},
+                {"priority": str(rnd.randrange(4))},
+                {"title": f"ëdit {rnd.random()}"},
+                {"depends_on": ",".join(rnd.sample(self.ids, min(2, len(self.ids))))},
+            ]
+            who.edit(tid, rnd.choice(changes))
+        elif kind == "note":
+            who.note(tid, f"note {rnd.random()}")
+        elif kind == "fail":
+            who.fail(tid, "no luck")
+        else:
+            getattr(who, kind)(tid)  # claim, done, release, cancel, reopen
 
     def _add(self, who: Store) -> None:
         rnd = self.rnd
