@@ -173,6 +173,12 @@ class World:
         if remove:
             self.ids.remove(tid)  # its dependents now wait on a missing task
             git("rm", "-q", task_path(tid), cwd=self.wc)
+        elif self.rnd.random() < 0.2:  # a copy in the wrong fan-out folder, and a file that is no task
+            wrong = self.wc / "tasks" / ("00" if f.parent.name != "00" else "01") / f.name
+            wrong.parent.mkdir(exist_ok=True)
+            wrong.write_bytes(f.read_bytes())
+            (f.parent / "README.md").write_text(f"notes {self.rnd.random()}\n")
+            git("add", "-A", cwd=self.wc)
         elif self.rnd.random() < 0.5:
             f.write_text(f"schema = 1\nid = [oops {self.rnd.random()}\n")  # not TOML: a problem, not a task
         else:
