@@ -60,6 +60,11 @@ def _same(got: Any, want: Any) -> None:
     assert json.dumps(got) == json.dumps(want)  # in order too
 
 
+def _soon() -> str:
+    """A time after every task finished so far: archive --done-before takes them all."""
+    return f"{datetime.now(UTC) + timedelta(hours=1):%Y-%m-%dT%H:%MZ}"
+
+
 def _index_dir(path: Path) -> Path:
     return path / ".git" / "gitclaim" / "index"
 
@@ -128,9 +133,7 @@ class World:
         if kind in ("done", "fail", "release"):
             who.claim(tid)  # a re-claim by the holder changes nothing
         if kind == "archive":
-            self.admin.archive(
-                done_before=f"{datetime.now(UTC) + timedelta(hours=1):%Y-%m-%dT%H:%MZ}"
-            )  # every done task to archive/: dependencies on them stay met
+            self.admin.archive(done_before=_soon())  # every done task to archive/: dependencies on them stay met
         elif kind == "edit":
             changes = [
                 {"state": rnd.choice(["backlog", "todo", "someday"])},
@@ -234,3 +237,35 @@ def test_a_damaged_or_stale_index_never_changes_an_answer(
     for c in COMMANDS:
         _same(_fast(w.other, c, capsys), full[c])
     assert os.access(_index_dir(w.other), os.W_OK)
+
+
+def test_a_stale_index_across_an_archive(
+    path_remote: Remote, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The index remembers that a dependency is nowhere; many pushes later it is
+    back, done and archived: the stale index is brought up to date, not trusted."""
+    admin = Store(clone(path_remote, tmp_path / "admin"), agent="admin")
+    admin.init()
+    admin.add_many([{"id": "y", "title": "dependency"}, {"id": "x", "title": "waits", "depends_on": ["y"]}])
+    admin.add("first archived", task_id="z")  # so that archive/ exists when the reader first reads
+    admin.claim("z")
+    admin.done("z")
+    admin.archive(done_before=_soon())
+    wc = tmp_path / "wc"
+    git("clone", "-q", "-b", "gitclaim", path_remote.url, str(wc))
+    git("rm", "-q", task_path("y"), cwd=wc)
+    git("-c", "user.name=p", "-c", "user.email=p@x.invalid", "commit", "-qm", "rm y", cwd=wc)
+    git("push", "-q", "origin", "gitclaim", cwd=wc)
+    reader = clone(path_remote, tmp_path / "reader")
+    git("fetch", "-q", "origin", cwd=reader)
+    assert _fast(reader, "ready", capsys)["result"]["tasks"] == []  # x waits on a missing task
+    git("revert", "--no-edit", "HEAD", cwd=wc, check=True)  # y is back
+    git("push", "-q", "origin", "gitclaim", cwd=wc)
+    admin.claim("y")
+    admin.done("y")
+    admin.archive(done_before=_soon())
+    git("fetch", "-q", "origin", cwd=reader)
+    _, full = _full(reader)
+    assert [t["id"] for t in full["ready"]["result"]["tasks"]] == ["x"]
+    for c in COMMANDS:
+        _same(_fast(reader, c, capsys), full[c])
