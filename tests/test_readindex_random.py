@@ -73,7 +73,7 @@ def _damage(rnd: random.Random, path: Path, other: Path, stale: dict[str, bytes]
     """Damage this clone's index files in one random way; say which."""
     folder = _index_dir(path)
     files = sorted(f for f in folder.iterdir()) if folder.exists() else []
-    how = rnd.choice(["truncate", "bytes", "older", "delete", "other", "readonly", "garbage-all"])
+    how = rnd.choice(["truncate", "bytes", "older", "delete", "other", "unwritable", "garbage-all"])
     if how == "other" and _index_dir(other).exists():
         shutil.rmtree(folder, ignore_errors=True)
         shutil.copytree(_index_dir(other), folder)
@@ -82,8 +82,11 @@ def _damage(rnd: random.Random, path: Path, other: Path, stale: dict[str, bytes]
         for name, data in stale.items():  # valid files, keyed by an older tip
             (folder / name).write_bytes(data)
         return how
-    if how == "readonly" and folder.exists():
-        folder.chmod(0o500)  # the index cannot be written: answers must not change
+    if how == "unwritable":
+        # a file where the index's folder goes: nothing can be read or written there, even by
+        # root (a mode would not stop root); answers must not change
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.write_bytes(b"not a folder\n")
         return how
     for f in files:
         data = f.read_bytes()
@@ -219,8 +222,9 @@ def test_a_damaged_or_stale_index_never_changes_an_answer(
             _same(Store(w.reader).ready(offline=True).to_json(), full["ready"]["result"])
             _same(Store(w.reader).board(offline=True).to_json(), full["board"]["result"])
         finally:
-            _index_dir(w.reader).chmod(0o700)
-        if how != "readonly":
+            if _index_dir(w.reader).is_file():
+                _index_dir(w.reader).unlink()
+        if how != "unwritable":
             idx = readindex.load(readindex.index_path(w.reader / ".git", "origin", "gitclaim"))
             assert idx is not None and idx.commit == tip, how  # rebuilt, keyed by the current tip
         if not cli_checked or batch == 4:
