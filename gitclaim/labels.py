@@ -117,8 +117,7 @@ def _then(record: Record, by_task: dict[str, TaskMove]) -> list[str]:
 def _about(record: Record, task: str) -> Record:
     from dataclasses import replace
 
-    if record.then is not None:
-        record = record.about(task)
+    record = record.about(task)  # a commit of two moves: the one of this task
     cleared = tuple(c for c in record.cleared if c.task == task)
     if record.task == task:
         return replace(record, added=(), cleared=cleared)

@@ -61,12 +61,12 @@ def next_task(store: Store, agent: str | None, ttl: int | str | None) -> OpResul
                 tasks=len(tasks),
                 held=held,
             )
-        return _decision(store, snap, pick(cands, who, attempt, store.rng), who, "next", seconds, seen)
+        return _decision(store, snap, pick(cands, attempt, store.rng), who, "next", seconds, seen)
 
     return _run(store, who, decide)
 
 
-def pick(cands: list[Task], who: str, attempt: int, rng: random.Random) -> Task:
+def pick(cands: list[Task], attempt: int, rng: random.Random) -> Task:
     """The ready task ``next`` (and ``done --next``) tries: the best one first;
     once it lost a race, one of the best few, so that racing agents stop
     colliding on one task."""

@@ -81,7 +81,7 @@ def _next_step(
     cands = [t for t in rules.ready(after, by_id, now=now, last_seen=seen) if t.holder != who]
     if not cands:
         return None
-    pick = claim.pick(cands, who, attempt, store.rng)
+    pick = claim.pick(cands, attempt, store.rng)
     step = claim.plan(store, snap, pick, who, "next", ttl, seen, deps={d: by_id.get(d) for d in pick.depends_on})
     return step if isinstance(step, verbs.Step) else None
 
