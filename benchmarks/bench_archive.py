@@ -6,8 +6,8 @@ The store: ``--live`` open tasks (todo; a fifth of them depend on a done
 task) and ``--done`` done tasks, each finished by a commit of its own (so
 that ``archive`` walks a history as long as the store's finished work: one
 commit per finish, the shape a real store has). It is written straight into
-a bare remote with pygit2 (files are ``gitclaim.model.dump_task`` output,
-commits dated in 2025), repacked, and fetched into a clone.
+a bare remote with ``git fast-import`` (files are ``gitclaim.model.dump_task``
+output, commits dated in 2025), repacked, and fetched into a clone.
 
 Measured as whole processes on that clone, every command once per round,
 the order rotated each round, medians over the rounds; each figure after
@@ -29,12 +29,14 @@ import json
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from bench_common import Env, gitclaim_command, heading, isolate_env, make_clone, make_env, median, ms, note, rx
 from bench_common import table as text_table
+from bench_identity import Change, fast_import, init_change
 
 from tests.servers import git, make_bare
 
@@ -42,19 +44,13 @@ T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def seed(env: Env, done: int, live: int) -> tuple[Path, Path]:
-    """A bare remote: one commit adding every task (todo), then a commit per finish."""
-    import pygit2
-    from pygit2.enums import FileMode
-
-    from gitclaim import Store, audit
-    from gitclaim.ids import TASKS_DIR, fanout
+    """A bare remote: init, one commit adding every task (todo), then a commit per finish."""
+    from gitclaim import audit
+    from gitclaim.ids import task_path
     from gitclaim.model import State, Task, dump_task
 
     base = env.tmp(f"archive-{done}")
     bare = make_bare(base / "remote.git")
-    admin = Store(make_clone(str(bare), base / "admin"), agent="admin")
-    init = admin.init()
-    repo = pygit2.Repository(str(bare))
     finished = [f"d{i:06d}" for i in range(done)]
     tasks = [Task(id=t, title=f"Finished work {t}", created_at=T0, created_by="admin") for t in finished]
     tasks += [
@@ -67,38 +63,17 @@ def seed(env: Env, done: int, live: int) -> tuple[Path, Path]:
         )
         for i in range(live)
     ]
-    folders: dict[str, dict[str, pygit2.Oid]] = {}
-    for t in tasks:
-        folders.setdefault(fanout(t.id), {})[f"{t.id}.toml"] = repo.create_blob(dump_task(t))
 
-    def tree_of(changed: set[str]) -> pygit2.Oid:
-        tasks_tb = repo.TreeBuilder(root_tasks[0]) if root_tasks[0] is not None else repo.TreeBuilder()
-        for folder in changed:
-            tb = repo.TreeBuilder()
-            for name, oid in sorted(folders[folder].items()):
-                tb.insert(name, oid, FileMode.BLOB)
-            folder_trees[folder] = tb.write()
-            tasks_tb.insert(folder, folder_trees[folder], FileMode.TREE)
-        root_tasks[0] = repo[tasks_tb.write()]
-        root_tb = repo.TreeBuilder(repo[init.commit].peel(pygit2.Commit).tree)
-        root_tb.insert(TASKS_DIR, root_tasks[0].id, FileMode.TREE)
-        return root_tb.write()
+    def changes() -> Iterator[Change]:
+        yield init_change("admin", T0)
+        msg = audit.message(f"add {len(tasks)} tasks by admin", [("Op", "add"), ("Agent", "admin")])
+        yield Change("admin", T0, msg, {task_path(t.id): dump_task(t) for t in tasks})
+        for i, t in enumerate(tasks[:done]):
+            msg = f"done {t.id} by admin\n"  # a plain commit: the walk reads the diff, not trailers
+            files = {task_path(t.id): dump_task(t.evolve(state=State.DONE))}
+            yield Change("admin", T0 + timedelta(minutes=i + 1), msg, files)
 
-    root_tasks: list[Any] = [None]
-    folder_trees: dict[str, pygit2.Oid] = {}
-    parent = pygit2.Oid(hex=init.commit)
-
-    def commit(tree: pygit2.Oid, msg: str, at: datetime) -> pygit2.Oid:
-        sig = pygit2.Signature("admin", "admin@gitclaim.invalid", int(at.timestamp()), 0)
-        return repo.create_commit(None, sig, sig, msg, tree, [parent])
-
-    msg = audit.message(f"add {len(tasks)} tasks by admin", [("Op", "add"), ("Agent", "admin")])
-    parent = commit(tree_of(set(folders)), msg, T0)
-    for i, t in enumerate(tasks[:done]):
-        folders[fanout(t.id)][f"{t.id}.toml"] = repo.create_blob(dump_task(t.evolve(state=State.DONE)))
-        msg = f"done {t.id} by admin\n"  # a plain commit: the walk reads the diff, not trailers
-        parent = commit(tree_of({fanout(t.id)}), msg, T0 + timedelta(minutes=i + 1))
-    repo.references.create("refs/heads/gitclaim", parent, force=True)
+    fast_import(bare, changes(), ref="refs/heads/gitclaim")
     git("repack", "-adq", cwd=bare)
     clone = make_clone(str(bare), base / "clone")
     git("fetch", "-q", "origin", "+refs/heads/gitclaim:refs/remotes/origin/gitclaim", cwd=clone)

@@ -53,7 +53,7 @@ from pathlib import Path
 from types import FrameType
 
 import bench_common as bc  # beside this script; it puts the repository root on sys.path
-from bench_identity import T0, Change, fast_import
+from bench_identity import T0, Change, fast_import, init_change
 
 from tests.servers import Remote, git
 
@@ -67,18 +67,12 @@ def cycle_history(n: int, live: int, seed: int = 13) -> Iterator[Change]:
     """``n`` commits: init, one add of ``live`` tasks, then a claim and a release of one task
     at a time (every task todo at the end, or held by the last claim when ``n`` is odd)."""
     from gitclaim import audit, rules
-    from gitclaim.ids import STORE_FILE, TASKS_DIR, task_path
-    from gitclaim.model import StoreConfig, Task, dump_store_config, dump_task
-    from gitclaim.ops.bootstrap import SCHEMA, TASKS_README
+    from gitclaim.ids import task_path
+    from gitclaim.model import Task, dump_task
 
     rng = random.Random(seed)
     admin = "alice"
-    files = {
-        STORE_FILE: dump_store_config(StoreConfig(created_at=T0, created_by=admin)),
-        f"{TASKS_DIR}/README.md": TASKS_README.encode(),
-    }
-    yield Change(admin, T0, audit.write(f"init gitclaim store by {admin}", audit.Record(op="init", agent=admin,
-                 schema=SCHEMA)), files)  # fmt: skip
+    yield init_change(admin)
     tasks = {
         f"task-{i:04d}": Task(
             id=f"task-{i:04d}",

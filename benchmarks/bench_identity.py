@@ -357,6 +357,22 @@ class Change:
     files: dict[str, bytes]
 
 
+def init_change(admin: str, when: datetime = T0, extra: dict[str, bytes] | None = None) -> Change:
+    """The first commit of a store as ``gitclaim init`` writes it (``extra``: more files, e.g. a policy)."""
+    from gitclaim import audit
+    from gitclaim.ids import STORE_FILE, TASKS_DIR
+    from gitclaim.model import StoreConfig, dump_store_config
+    from gitclaim.ops.bootstrap import SCHEMA, TASKS_README
+
+    files = {
+        STORE_FILE: dump_store_config(StoreConfig(created_at=when, created_by=admin)),
+        f"{TASKS_DIR}/README.md": TASKS_README.encode(),
+        **(extra or {}),
+    }
+    init = audit.Record(op="init", agent=admin, schema=SCHEMA)
+    return Change(admin, when, audit.write(f"init gitclaim store by {admin}", init), files)
+
+
 def store_history(
     n: int, *, seed: int = 12, agents: Sequence[str] = (), admin: str = ADMIN, keys: dict[str, PublicKey] | None = None
 ) -> Iterator[Change]:
@@ -368,25 +384,20 @@ def store_history(
     and the admin lists each agent's key with a ``signers add`` commit before any task.
     """
     from gitclaim import audit, rules
-    from gitclaim.ids import STORE_FILE, TASKS_DIR, task_path
-    from gitclaim.model import StoreConfig, Task, dump_store_config, dump_task
-    from gitclaim.ops.bootstrap import SCHEMA, TASKS_README
+    from gitclaim.ids import task_path
+    from gitclaim.model import Task, dump_task
     from gitclaim.policy import ACCESS_FILE, SIGNERS_FILE, Policy
     from gitclaim.policy import dump as dump_policy
     from gitclaim.sshsig import AllowedSigners
 
     agents = tuple(agents) or tuple(f"agent-{i}" for i in range(8))
     rng = random.Random(seed)
-    files = {
-        STORE_FILE: dump_store_config(StoreConfig(created_at=T0, created_by=admin)),
-        f"{TASKS_DIR}/README.md": TASKS_README.encode(),
-    }
+    extra: dict[str, bytes] = {}
     if keys is not None:
         signers = AllowedSigners().with_added(admin, keys[admin])
         policy = Policy(require_signed=True, admins=(admin,), operators=(admin,), signers=signers.text(), defined=True)
-        files |= {ACCESS_FILE: dump_policy(policy), SIGNERS_FILE: signers.text().encode()}
-    init = audit.Record(op="init", agent=admin, schema=SCHEMA)
-    yield Change(admin, T0, audit.write(f"init gitclaim store by {admin}", init), files)
+        extra = {ACCESS_FILE: dump_policy(policy), SIGNERS_FILE: signers.text().encode()}
+    yield init_change(admin, T0, extra)
     made = 1
     if keys is not None:
         for name in agents:

@@ -56,6 +56,14 @@ def jump_sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitSshd]:
     yield from _serve(lambda: GitSshd(tmp_path_factory.mktemp("jump"), log_level="INFO"))
 
 
+def three_tasks(remote: Remote, tmp_path: Path) -> Store:
+    """The admin's Store on ``remote``, a store of three tasks t0, t1, t2."""
+    admin = Store(clone(remote, tmp_path / "admin"), agent="admin")
+    admin.init()
+    admin.add_many([{"id": f"t{i}", "title": f"task {i}"} for i in range(3)])
+    return admin
+
+
 def test_the_choice_of_transport(path_remote: Remote, daemon_remote: Remote, tmp_path: Path,
                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     c = clone(daemon_remote, tmp_path / "c")
@@ -80,9 +88,7 @@ def test_the_choice_of_transport(path_remote: Remote, daemon_remote: Remote, tmp
 def test_a_claim_through_git_leaves_fetch_head_alone_and_fetches_the_tip_only(
     use_git: Path, daemon_remote: Remote, tmp_path: Path
 ) -> None:
-    admin = Store(clone(daemon_remote, tmp_path / "admin"), agent="admin")
-    admin.init()
-    admin.add_many([{"id": f"t{i}", "title": f"task {i}"} for i in range(3)])
+    admin = three_tasks(daemon_remote, tmp_path)
     path = clone(daemon_remote, tmp_path / "worker")
     (path / ".git" / "FETCH_HEAD").write_text("user's own\n")
     worker = Store(path, agent="worker")
@@ -103,9 +109,7 @@ def test_a_fresh_clone_through_git_told_a_task_is_held_names_the_holder_and_sinc
 ) -> None:
     # The first fetch makes the clone shallow behind libgit2's back; the history walk
     # that finds the holder's claim must see the new shallow edge, not a missing parent.
-    admin = Store(clone(daemon_remote, tmp_path / "admin"), agent="admin")
-    admin.init()
-    admin.add_many([{"id": f"t{i}", "title": f"task {i}"} for i in range(3)])
+    admin = three_tasks(daemon_remote, tmp_path)
     admin.claim("t1")
     for i in range(3):  # the claim is no longer among the two commits a first fetch brings
         admin.note("t2", f"note {i}")
