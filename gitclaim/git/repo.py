@@ -294,6 +294,15 @@ class Repo:
         """Open the repository again: libgit2 reads a clone's shallow list once, when opened."""
         self.repo = pygit2.Repository(self.repo.path)
 
+    def shallow_stamp(self) -> tuple[int, int, int] | None:
+        """The shallow list's file as it stands (inode, size, mtime), None when there is none:
+        another git process that rewrote it changed the stamp, and :meth:`reopen` is due."""
+        try:
+            st = (self.common_dir / "shallow").stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
     def is_shallow(self) -> bool:
         """Whether this clone holds only part of some history (a depth-limited fetch)."""
         return bool(self.repo.is_shallow)

@@ -259,10 +259,7 @@ class SystemGitTransport(Transport):
         # As the libgit2 transport: a clone with no copy of the branch fetches the tip
         # and its parent (docs/history.md); log, show and verify deepen.
         first = self.local_tip() is None and self.last_seen() is None and self.shallow_ok()
-        tip = self._fetch_into_tracking(["--depth", "2"] if first else [])
-        if first and tip is not None:
-            self.repo.reopen()  # git wrote the shallow list; libgit2 reads it only when opened
-        return tip
+        return self._fetch_into_tracking(["--depth", "2"] if first else [])
 
     def deepen(self) -> None:
         """The whole history of the branch and of the archives, in one fetch."""
@@ -272,7 +269,6 @@ class SystemGitTransport(Transport):
             if ran.code != 0:
                 raise self._fetch_failure(ran, f"cannot fetch the history of {self.branch} from {self.remote}")
         self._fetch_into_tracking([])
-        self.repo.reopen()
 
     def fetch_archives(self, depth: int = 0) -> dict[str, str]:
         local = f"refs/gitclaim/archived/{self.remote}/"
@@ -301,8 +297,14 @@ class SystemGitTransport(Transport):
         return tip
 
     def _fetch(self, *args: str) -> Ran:
-        return self._run("fetch", "--no-tags", "--no-write-fetch-head", "--no-recurse-submodules", "--refmap=",
-                         "--progress", self.remote, *args)  # fmt: skip
+        before = self.repo.shallow_stamp()
+        ran = self._run("fetch", "--no-tags", "--no-write-fetch-head", "--no-recurse-submodules", "--refmap=",
+                        "--progress", self.remote, *args)  # fmt: skip
+        if self.repo.shallow_stamp() != before:
+            # git wrote, or removed, the shallow list (a first fetch, a deepening); libgit2 reads it only
+            # when a repository is opened, and its history walks would stop at a parent it lacks
+            self.repo.reopen()
+        return ran
 
     def _fetch_failure(self, ran: Ran, what: str) -> GitclaimError:
         low = ran.err.lower()
