@@ -473,7 +473,8 @@ class Gitolite(Server):
         """A Python the hosting user can run that imports this checkout of gitclaim and
         the test interpreter's packages: the interpreter running the tests may live where
         that user cannot read (pyenv under /root). A venv (no pip) on the first Python
-        of the same version that the user can run, with a .pth naming both."""
+        of the same version that the user can run, with a .pth naming both, or with a copy of
+        both where the checkout is out of that user's reach."""
         if self._python is None:
             import site
             import sys
@@ -487,8 +488,17 @@ class Gitolite(Server):
             subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True)
             (site_packages,) = (venv / "lib").glob("python*/site-packages")
             root = Path(__file__).resolve().parents[1]
-            (site_packages / "gitclaim-tests.pth").write_text("\n".join([str(root), *site.getsitepackages()]) + "\n")
+            pth = site_packages / "gitclaim-tests.pth"
+            pth.write_text("\n".join([str(root), *site.getsitepackages()]) + "\n")
             python = venv / "bin" / "python"
+            if self.run_as(str(python), "-c", "import gitclaim.hook, pygit2").returncode != 0:
+                # The checkout (and its .venv) lies where that user cannot read, under a folder
+                # of mode 0700 (a home, mktemp -d): the venv gets a copy of both instead.
+                pth.unlink()
+                skip = shutil.ignore_patterns("__editable__*", "__pycache__", "*.pth")
+                for packages in site.getsitepackages():
+                    shutil.copytree(packages, site_packages, ignore=skip, dirs_exist_ok=True)
+                shutil.copytree(root / "gitclaim", site_packages / "gitclaim", ignore=skip, dirs_exist_ok=True)
             self.run_as(str(python), "-c", "import gitclaim.hook, pygit2", check=True)
             self._python = python
         return self._python
