@@ -43,6 +43,7 @@ class CuttingProxy:
         self.cut: str | None = None
         self.cuts = 0
         self.released = threading.Event()
+        self.stalled = threading.Event()  # stall_report: the server's report arrived and is held back
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.acceptor = threading.Thread(target=self._accept, daemon=True)
@@ -98,6 +99,7 @@ class CuttingProxy:
                         break
                     if mode in ("before_report", "stall_report") and sent_after_request[0] > 0 and b"unpack" in data:
                         if mode == "stall_report":
+                            self.stalled.set()
                             self.released.wait(60)  # the line goes silent: the client must time out
                         break  # receive-pack has updated the ref; its report never arrives
                     client.sendall(data)
@@ -286,7 +288,10 @@ def test_ctrl_c_while_the_answer_is_awaited_exits_130_and_the_rerun_converges(
     while proxy.cuts == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert proxy.cuts == 1, "the push never reached the proxy"
-    time.sleep(0.3)
+    # the ref has moved once the server reports: wait for that, not for a guessed time (a push
+    # through the system's git takes longer to send its pack than libgit2's)
+    assert proxy.stalled.wait(30), "the server never reported on the push"
+    time.sleep(0.3)  # the client now waits for an answer that does not come
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=30)
     assert p.returncode == 130, out + err
@@ -296,7 +301,7 @@ def test_ctrl_c_while_the_answer_is_awaited_exits_130_and_the_rerun_converges(
     tip = remote.ref()
     again = run_cli(verb, "t1", "--agent", "worker", "--json", cwd=path)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert json.loads(again.stdout)["result"]["changed"] is False  # it had landed: recognised as its own
+    assert json.loads(again.stdout)["result"]["changed"] is False, again.stdout  # it had landed: recognised as its own
     assert remote.ref() == tip  # and nothing was written twice
     assert [(t, a) for _, t, a in claims_in_history(remote)] == [("t1", "worker")]
     assert admin.show("t1").task.state.value == ("active" if verb == "claim" else "done")
