@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -119,6 +120,29 @@ def test_a_fresh_clone_through_git_told_a_task_is_held_names_the_holder_and_sinc
     error = json.loads(out.stdout)["error"]
     assert error["details"]["holder"] == "admin" and "since" in error["message"], error
     assert (path / ".git" / "shallow").exists()
+
+
+@pytest.mark.parametrize("transport", ["git", "libgit2"])
+def test_a_rerun_that_writes_the_very_commit_that_landed_reports_no_change(
+    transport: str, daemon_remote: Remote, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Within one second the same claim on the same tip is the same commit, byte for byte;
+    # git's push then says "up to date" and skips the lease. That is the branch having moved
+    # (to it), not this run's change: decided again, the claim is found already held, as
+    # libgit2's own check of the advertised tip finds it.
+    monkeypatch.setenv("GITCLAIM_TRANSPORT", transport)
+    three_tasks(daemon_remote, tmp_path)
+    path = clone(daemon_remote, tmp_path / "worker")
+    now = datetime.now(UTC).replace(microsecond=0)  # one moment for both runs
+    first = Store(path, agent="worker", clock=lambda: now)
+    base = first.transport.fetch()
+    won = first.claim("t1")
+    assert won.changed and daemon_remote.ref() == won.commit
+    git("update-ref", "refs/remotes/origin/gitclaim", base, cwd=path)  # as if its answer had been lost
+    git("update-ref", first.transport.last_ref, base, cwd=path)
+    again = Store(path, agent="worker", clock=lambda: now).claim("t1")
+    assert not again.changed and again.task.holder == "worker", again
+    assert daemon_remote.ref() == won.commit  # nothing written twice
 
 
 def test_a_hook_refusal_is_push_rejected_with_the_servers_words(

@@ -333,8 +333,13 @@ class SystemGitTransport(Transport):
         ran = self._run("push", "--porcelain", "--no-verify", "--progress",
                         f"--force-with-lease={self.remote_ref}:{expected or ''}", self.remote,
                         f"{new}:{self.remote_ref}")  # fmt: skip
-        what = f"the push of {self.branch}"
-        self._outcome(ran, self.remote_ref, what, race=True)
+        status = porcelain(ran.out, self.remote_ref)
+        if ran.code == 0 and status is not None and status[0] == "=" and new != expected:
+            # "up to date": the branch already pointed at this very commit, so git skipped the lease.
+            # It moved there without this push (an earlier run's commit, byte for byte the same):
+            # moved, as libgit2's check of the advertised tip says, and decided again on it.
+            raise BranchMoved(None)
+        self._outcome(ran, self.remote_ref, f"the push of {self.branch}", race=True)
         self._pushed(new)
 
     def replace(self, new: str, expected: str, archive: str) -> None:
